@@ -1,0 +1,163 @@
+"""DfDNet: focal stack + focus distances -> depth, and its inference contract.
+
+``DfDNet.forward`` works in network space (normalised images, canonical focus distances, canonical depth) and is
+what training and export use. ``DfDNet.infer_stack`` is the metric contract shared with every back end: uint8
+images, focus distances in metres and the camera in, depth in metres out (see :mod:`dfdnet_core.model.canonical`
+for the canonical-depth convention).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfdnet_core.errors import StackError
+from dfdnet_core.model.backbone import StackViT
+from dfdnet_core.camera import CameraIntrinsics
+from dfdnet_core.model.canonical import depth_m_from_canonical, prepare_stack
+from dfdnet_core.model.dpt import DPTHead
+from dfdnet_core.model.layers.focus_encoder import FocusDistanceEncoder
+from dfdnet_core.model.sizes import ModelConfig, config_for_size
+from dfdnet_core.model.stack_attention import StackTransformer
+
+
+def network_input_size(
+    height_px: int, width_px: int, short_side_px: int, patch_size_px: int
+) -> tuple[int, int]:
+    """The (rows, columns) in pixels an image is resized to inside the network.
+
+    The short side becomes ``short_side_px``, the long side ``int(long * short_side_px / short)`` (double
+    precision, truncated); a square image becomes ``short_side_px`` square. Each side is then rounded up to a
+    multiple of the patch size. Example (FOSSA, 518 / 14): 126x168 -> 518x700.
+    """
+    if height_px == width_px:
+        rows = cols = short_side_px
+    elif height_px < width_px:
+        rows, cols = short_side_px, int(width_px * (short_side_px / height_px))
+    else:
+        rows, cols = int(height_px * (short_side_px / width_px)), short_side_px
+    return (
+        math.ceil(rows / patch_size_px) * patch_size_px,
+        math.ceil(cols / patch_size_px) * patch_size_px,
+    )
+
+
+class DfDNet(nn.Module):
+    """ViT encoder with attention across the stack, collapse after block K, DPT head, softplus output.
+
+    Attribute names (``pretrained``, ``depth_head``) follow FOSSA's checkpoints, so ``small`` and ``base`` load
+    them strictly. Output is invariant to permuting (image, focus distance) pairs together and works for any
+    N >= 1. There is no dropout or batch norm, so train and eval mode compute the same function.
+    """
+
+    def __init__(self, config: ModelConfig | str = "tiny") -> None:
+        """Build a freshly initialised model from a config or a size name of :data:`SIZES`.
+
+        Raises:
+            ConfigError: unknown size name.
+        """
+        super().__init__()
+        self.config = config_for_size(config) if isinstance(config, str) else config
+        cfg = self.config
+        self.pretrained = StackViT(cfg)
+        self.depth_head = DPTHead(
+            cfg.embed_dim, cfg.dpt_features, cfg.dpt_out_channels, cfg.dpt_head_hidden_channels
+        )
+        self.reset_parameters()
+
+    @property
+    def patch_size_px(self) -> int:
+        """Patch side of the backbone in pixels."""
+        return self.pretrained.patch_size_px
+
+    def reset_parameters(self) -> None:
+        """Fresh-training initialisation: truncated-normal (std 0.02) linears and position table, tiny class
+        token, zero ``proj_out`` in every stack module (so each starts as the identity), unit focus scale."""
+        focus_linears = {
+            id(m) for enc in self.modules() if isinstance(enc, FocusDistanceEncoder) for m in enc.modules()
+        }
+        for module in self.modules():
+            if isinstance(module, nn.Linear) and id(module) not in focus_linears:
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        vit = self.pretrained
+        nn.init.trunc_normal_(vit.pos_embed, std=0.02)
+        nn.init.normal_(vit.cls_token, std=1e-6)
+        nn.init.zeros_(vit.mask_token)
+        for module in self.modules():
+            if isinstance(module, StackTransformer):
+                nn.init.zeros_(module.proj_out.weight)
+                nn.init.zeros_(module.proj_out.bias)
+
+    def forward(self, images: torch.Tensor, focus_canonical: torch.Tensor) -> torch.Tensor:
+        """Canonical depth of B stacks.
+
+        Args:
+            images: (B, N, 3, H, W) float ImageNet-normalised RGB, N >= 1.
+            focus_canonical: (B, N) canonical focus distances (metres * W / f), same order as the images.
+
+        Returns:
+            (B, 1, H, W) canonical depth >= 0 at the input resolution.
+
+        Raises:
+            StackError: wrong tensor ranks or mismatched N.
+        """
+        if images.dim() != 5 or images.shape[2] != 3:
+            raise StackError(f"images must be (B, N, 3, H, W), got shape {tuple(images.shape)!r}")
+        b, n, _, height, width = images.shape
+        if tuple(focus_canonical.shape) != (b, n):
+            raise StackError(
+                f"focus_canonical must be (B, N) = {(b, n)!r}, got shape {tuple(focus_canonical.shape)!r}"
+            )
+        cfg = self.config
+        size = network_input_size(height, width, cfg.input_short_side_px, self.patch_size_px)
+        frames = images.reshape(b * n, 3, height, width)
+        frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=True)
+        taps = self.pretrained(frames, focus_canonical)
+        rows, cols = size[0] // self.patch_size_px, size[1] // self.patch_size_px
+        depth = self.depth_head(taps, rows, cols, self.patch_size_px) * cfg.max_depth
+        depth = F.interpolate(depth, size=(height, width), mode="bilinear", align_corners=True)
+        return F.relu(depth)
+
+    def infer_stack(
+        self,
+        images: npt.NDArray[np.uint8],
+        focus_distances_m: npt.ArrayLike,
+        focal_length_px: float | None = None,
+        intrinsics: CameraIntrinsics | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Metric depth of one focal stack (the inference contract).
+
+        Runs on the model's device and dtype, without gradients.
+
+        Args:
+            images: (N, H, W, 3) uint8 RGB, N >= 1, any order.
+            focus_distances_m: (N,) focus distance of each image in metres, same order as ``images``.
+            focal_length_px: focal length in pixels at this resolution, or
+            intrinsics: the images' :class:`CameraIntrinsics` (f = max(fx, fy)); give exactly one.
+
+        Returns:
+            (H, W) float32 depth in metres along the optical axis.
+
+        Raises:
+            StackError: malformed images or focus distances, or intrinsics of another size.
+            ConfigError: an invalid focal length, or not exactly one of focal_length_px / intrinsics.
+        """
+        inputs = prepare_stack(images, focus_distances_m, focal_length_px, intrinsics)
+        reference = next(self.parameters())
+        with torch.inference_mode():
+            x = torch.from_numpy(inputs.images).to(device=reference.device, dtype=reference.dtype)
+            fd = torch.from_numpy(inputs.focus_canonical).to(device=reference.device, dtype=reference.dtype)
+            canonical = self(x, fd)[0, 0].float().cpu().numpy()
+        return depth_m_from_canonical(canonical, inputs.kappa)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameter elements (works on the meta device too)."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,74 @@
+"""DPT depth head on four ViT taps (Depth-Anything layout, no batch norm, softplus output)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfdnet_core.model.layers.feature_fusion import FeatureFusionBlock
+
+
+class _Scratch(nn.Module):
+    """Holder of the fusion path (checkpoint prefix ``depth_head.scratch.``)."""
+
+    def __init__(self, out_channels: tuple[int, ...], features: int, hidden_channels: int) -> None:
+        super().__init__()
+        for j, channels in enumerate(out_channels, start=1):
+            self.add_module(f"layer{j}_rn", nn.Conv2d(channels, features, 3, padding=1, bias=False))
+        for j in range(1, 5):
+            self.add_module(f"refinenet{j}", FeatureFusionBlock(features))
+        self.output_conv1 = nn.Conv2d(features, features // 2, kernel_size=3, padding=1)
+        self.output_conv2 = nn.Sequential(
+            nn.Conv2d(features // 2, hidden_channels, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden_channels, 1, kernel_size=1),
+            nn.Softplus(),
+        )
+
+
+class DPTHead(nn.Module):
+    """Reassemble four token maps at 4x, 2x, 1x and 1/2x, fuse coarse to fine, predict one channel >= 0."""
+
+    def __init__(
+        self, in_channels: int, features: int, out_channels: tuple[int, ...], hidden_channels: int
+    ) -> None:
+        super().__init__()
+        self.projects = nn.ModuleList([nn.Conv2d(in_channels, ch, kernel_size=1) for ch in out_channels])
+        self.resize_layers = nn.ModuleList(
+            [
+                nn.ConvTranspose2d(out_channels[0], out_channels[0], kernel_size=4, stride=4),
+                nn.ConvTranspose2d(out_channels[1], out_channels[1], kernel_size=2, stride=2),
+                nn.Identity(),
+                nn.Conv2d(out_channels[3], out_channels[3], kernel_size=3, stride=2, padding=1),
+            ]
+        )
+        self.scratch = _Scratch(out_channels, features, hidden_channels)
+
+    def forward(self, taps: list[torch.Tensor], rows: int, cols: int, patch_size_px: int) -> torch.Tensor:
+        """Depth map from the taps.
+
+        Args:
+            taps: four (B, rows*cols, C) token maps, row-major.
+            rows: patch rows h.
+            cols: patch columns w.
+            patch_size_px: patch side; the output is (B, 1, rows*patch, cols*patch).
+
+        Returns:
+            (B, 1, h*p, w*p) non-negative map (softplus).
+        """
+        s = self.scratch
+        layers = []
+        for j, tap in enumerate(taps):
+            grid = tap.transpose(1, 2).reshape(tap.shape[0], tap.shape[2], rows, cols)
+            grid = self.resize_layers[j](self.projects[j](grid))
+            layers.append(getattr(s, f"layer{j + 1}_rn")(grid))
+        l1, l2, l3, l4 = layers
+        path = s.refinenet4(l4, None, size=tuple(l3.shape[2:]))
+        path = s.refinenet3(path, l3, size=tuple(l2.shape[2:]))
+        path = s.refinenet2(path, l2, size=tuple(l1.shape[2:]))
+        path = s.refinenet1(path, l1, size=(2 * l1.shape[2], 2 * l1.shape[3]))
+        out = s.output_conv1(path)
+        size = (rows * patch_size_px, cols * patch_size_px)
+        out = F.interpolate(out, size=size, mode="bilinear", align_corners=True)
+        return s.output_conv2(out)
