@@ -16,14 +16,17 @@ Decisions:
   sensor noise lives at the highest frequencies). The stack's noise level is estimated (Immerkaer's method, least
   noisy slice) and its expected contribution to the measure subtracted before fitting.
 * A peak on an interior slice is interpolated from that slice and its two neighbours (always bracketed).
-* A peak on the first or last slice is fitted through the three outermost slices; its vertex is kept if it lies
-  no more than ``max_extrapolation`` outer slice steps beyond the end slice, otherwise (or if those samples do not
-  curve downwards) depth is NaN: the surface lies outside the swept range and its depth is unknown.
+* A peak on the first or last slice is fitted through the three outermost slices. Its depth is kept only if the
+  vertex lies inside the swept range (between the end slice and the midpoint to its neighbour), or at most
+  ``max_extrapolation`` outer slice steps beyond it; otherwise (or if those samples do not curve downwards) depth
+  is NaN: the surface lies outside the swept range and extrapolating the focus curve there is unreliable (a
+  surface at 6 m seen by a 0.4-2 m sweep would come out near 2.3 m). Hence the default of 0.
 * Confidence in [0, 1] = ``texture / (1 + (resolution / resolution_scale)**2)``. ``resolution`` is the half width at
   half maximum of the fitted focus peak (1/m) divided by the pixel's disparity: roughly the relative depth
   uncertainty, large for flat (low-frequency) textures and far surfaces. ``texture`` ramps from 0 to 1 as the
   focus curve's contrast rises above what noise alone produces. Depth is NaN below ``confidence_threshold``.
-* The disparity map is median filtered (``median_px``) before masking, removing isolated fit failures.
+* The disparity map is median filtered (``median_px``); a pixel keeps its depth only if more than half of that
+  window found a peak, which removes isolated fits in regions without depth.
 * All-in-focus: every pixel copied from its sharpest slice.
 
 Needs at least 3 slices with distinct focus distances. float32 throughout, OpenCV filters.
@@ -71,7 +74,7 @@ class ClassicalConfig:
         resolution_scale: relative depth resolution (peak half width / disparity) at which confidence is 0.5 on
             a well textured pixel (> 0).
         max_extrapolation: how far beyond the first/last slice a peak may be placed, in units of the outer slice
-            step in disparity (>= 0; 0 = end-slice peaks are kept only if they lie inside the swept range).
+            step in disparity (>= 0; 0 = only inside the swept range).
         noise_floor_factor: multiple of the estimated noise contribution subtracted from the focus measure before
             fitting (0 = none, 1 = the estimate).
         median_px: side of the median filter applied to the disparity map (1 = off, 3 or 5).
@@ -83,7 +86,7 @@ class ClassicalConfig:
     peak_model: str = "lorentzian"
     confidence_threshold: float = 0.5
     resolution_scale: float = 1.25
-    max_extrapolation: float = 0.5
+    max_extrapolation: float = 0.0
     noise_floor_factor: float = 1.0
     median_px: int = 5
 
@@ -113,9 +116,19 @@ class ClassicalConfig:
             raise ConfigError(f"resolution_scale must be a positive finite number, got {scale!r}")
 
 
+def _f32(image: object) -> Array32:
+    """An OpenCV result as a float32 ndarray (no copy when it already is one)."""
+    return np.asarray(image, dtype=np.float32)
+
+
+def _mask(condition: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
+    """A boolean array as an OpenCV mask (0/1 uint8, no copy)."""
+    return condition.view(np.uint8)
+
+
 def _grey(image_rgb: npt.NDArray[np.uint8]) -> Array32:
     """Luma of an RGB uint8 image as float32 in [0, 1]."""
-    grey: Array32 = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = _f32(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY))
     grey *= np.float32(1.0 / 255.0)
     return grey
 
@@ -129,25 +142,25 @@ def _noise_sigma(grey: Array32) -> float:
 
 def _focus_measure(grey: Array32, measure: str, window_px: int, presmooth_px: float) -> Array32:
     """Window-averaged focus measure of one grey slice (float32, grey levels² per px^4 or per px²)."""
+    border = cv2.BORDER_REFLECT_101
     if presmooth_px > 0:
-        grey = cv2.GaussianBlur(grey, (0, 0), presmooth_px, borderType=cv2.BORDER_REFLECT_101)
+        grey = _f32(cv2.GaussianBlur(grey, (0, 0), presmooth_px, borderType=border))
     if measure == "laplacian_energy":
-        lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT_101)
-        energy = cv2.multiply(lap, lap)
+        lap = _f32(cv2.Laplacian(grey, cv2.CV_32F, ksize=1, borderType=border))
+        energy = lap * lap
     else:
-        gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT_101)
-        gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REFLECT_101)
-        energy = cv2.add(cv2.multiply(gx, gx), cv2.multiply(gy, gy))
+        gx = _f32(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3, borderType=border))
+        gy = _f32(cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3, borderType=border))
+        energy = gx * gx + gy * gy
     if window_px == 1:
-        return energy  # type: ignore[no-any-return]
-    out: Array32 = cv2.boxFilter(energy, -1, (window_px, window_px), normalize=True, borderType=cv2.BORDER_REFLECT_101)
-    return out
+        return energy
+    return _f32(cv2.boxFilter(energy, -1, (window_px, window_px), normalize=True, borderType=border))
 
 
 @lru_cache(maxsize=16)
 def _noise_gain(measure: str, presmooth_px: float) -> float:
     """Expected focus measure of unit-variance white noise: sum of squared weights of the measure's filter(s)."""
-    size = 2 * int(math.ceil(4 * presmooth_px)) + 7
+    size = 2 * math.ceil(4 * presmooth_px) + 7
     impulse = np.zeros((size, size), dtype=np.float32)
     impulse[size // 2, size // 2] = 1.0
     # A window average leaves the mean of a stationary energy unchanged, so window_px = 1 gives the expectation.
@@ -157,10 +170,9 @@ def _noise_gain(measure: str, presmooth_px: float) -> float:
 def _transform(focus: Array32, model: str) -> Array32:
     """The focus curve mapped so that the peak model is a downward parabola in disparity."""
     if model == "lorentzian":
-        out: Array32 = np.float32(-1.0) / np.sqrt(focus)
-        return out
+        return _f32(np.float32(-1.0) / np.sqrt(focus))
     if model == "gaussian":
-        return np.log(focus)  # type: ignore[no-any-return]
+        return np.log(focus)
     return focus
 
 
@@ -213,15 +225,16 @@ class ClassicalDfF:
         sigma = min(_noise_sigma(g) for g in greys)
         floor = np.float32(_noise_gain(cfg.focus_measure, cfg.presmooth_px) * sigma * sigma)
 
-        # Running max / min over the slices. Masked selects go through OpenCV (numpy's are ~20x slower here).
+        # Running max / min over the slices (an argmax over axis 0 of an (N, H, W) array is ~10x slower).
+        # Masked selects go through cv2.copyTo: numpy's masked where/copyto are ~20x slower.
         peak = np.zeros(focus[0].shape, dtype=np.uint8)
         f_max = focus[0].copy()
         f_min = focus[0].copy()
         for k in range(1, n):
-            better = cv2.compare(focus[k], f_max, cv2.CMP_GT)
-            f_max = cv2.max(f_max, focus[k])
-            f_min = cv2.min(f_min, focus[k])
-            peak = cv2.max(peak, cv2.bitwise_and(better, k))  # k exceeds every earlier index
+            better = _mask(focus[k] > f_max)
+            np.maximum(peak, better * np.uint8(k), out=peak)  # k exceeds every earlier index
+            np.maximum(f_max, focus[k], out=f_max)
+            np.minimum(f_min, focus[k], out=f_min)
         # Contrast of the focus curve against the noise: <~ 0.25 where only noise varies, -> 1 on texture.
         contrast = (f_max - f_min) / (f_max + np.float32(_NOISE_MARGIN) * floor + _TINY)
         texture = np.clip((contrast - np.float32(0.25)) * np.float32(4.0), 0.0, 1.0)
@@ -235,20 +248,24 @@ class ClassicalDfF:
         disp_map, hwhm, ok = fit_focus_peak(focus, peak, s, cfg.peak_model, cfg.max_extrapolation)
 
         if cfg.median_px > 1:
-            disp_map = cv2.medianBlur(disp_map, cfg.median_px)
+            # Median over the window; a pixel keeps its depth only if most of its window has a peak, so that
+            # isolated fits inside regions without depth (e.g. beyond the swept range) are dropped too.
+            disp_map = _f32(cv2.medianBlur(disp_map, cfg.median_px))
+            support = _f32(cv2.boxFilter(ok.astype(np.float32), -1, (cfg.median_px, cfg.median_px)))
+            ok &= support > np.float32(0.5)
         with np.errstate(divide="ignore", invalid="ignore"):
             ok &= disp_map > 0
             resolution = hwhm / disp_map
             confidence = texture / (np.float32(1.0) + np.square(resolution * np.float32(1.0 / cfg.resolution_scale)))
             depth = np.float32(1.0) / disp_map
         keep = ok & (confidence >= np.float32(cfg.confidence_threshold))
-        drop_mask = (~keep).view(np.uint8)
-        depth = cv2.copyTo(np.full_like(depth, np.nan), drop_mask, depth)
-        confidence = cv2.copyTo(np.zeros_like(confidence), drop_mask, np.clip(confidence, 0.0, 1.0))
+        drop_mask = _mask(~keep)
+        depth = _f32(cv2.copyTo(np.full_like(depth, np.nan), drop_mask, depth))
+        confidence = _f32(cv2.copyTo(np.zeros_like(confidence), drop_mask, np.clip(confidence, 0.0, 1.0)))
 
         aif = stack.images[order[0]].copy()
         for k in range(1, n):
-            aif = cv2.copyTo(stack.images[order[k]], cv2.compare(peak, k, cv2.CMP_EQ), aif)
+            cv2.copyTo(stack.images[order[k]], _mask(peak == k), aif)  # writes into aif
         return DepthResult(depth_m=depth, confidence=confidence, all_in_focus=aif)
 
 
@@ -269,21 +286,21 @@ def fit_focus_peak(
         max_extrapolation: how far beyond an end slice a peak may lie, in outer slice steps.
 
     Returns:
-        Peak disparity in 1/m (the stack's mean disparity where unknown), the peak's half width at half maximum
+        Peak disparity in 1/m (the sharpest slice's where unknown), the peak's half width at half maximum
         in 1/m (inf where unknown), and whether the pixel has a peak (False for end-slice peaks that cannot be
         placed).
     """
     s = np.asarray(disparity, dtype=np.float32)
     n = s.shape[0]
     # Interior peaks use (k-1, k, k+1); end peaks use the three outermost slices.
-    centre = cv2.max(cv2.min(peak, n - 2), 1)
+    centre = np.clip(peak, 1, n - 2).astype(np.uint8)
     f0, f1, f2 = focus[0].copy(), focus[1].copy(), focus[2].copy()
-    for k in range(2, n - 1):
-        here = cv2.compare(centre, k, cv2.CMP_EQ)
-        f0 = cv2.copyTo(focus[k - 1], here, f0)
-        f1 = cv2.copyTo(focus[k], here, f1)
-        f2 = cv2.copyTo(focus[k + 1], here, f2)
-    x0, x1, x2 = (cv2.LUT(centre, _lut(s, shift)) for shift in (-1, 0, 1))
+    for k in range(2, n - 1):  # cv2.copyTo writes into its third argument
+        here = _mask(centre == k)
+        cv2.copyTo(focus[k - 1], here, f0)
+        cv2.copyTo(focus[k], here, f1)
+        cv2.copyTo(focus[k + 1], here, f2)
+    x0, x1, x2 = (_f32(cv2.LUT(centre, _lut(s, shift))) for shift in (-1, 0, 1))
     y0, y1, y2 = (_transform(f, model) for f in (f0, f1, f2))
     m01 = (y1 - y0) / (x1 - x0)
     m12 = (y2 - y1) / (x2 - x1)
@@ -302,19 +319,17 @@ def fit_focus_peak(
     # from the midpoint to its neighbour out to max_extrapolation steps beyond it.
     ext = float(max_extrapolation)
     mid = 0.5 * (s[:-1] + s[1:])
-    lo = cv2.LUT(peak, _lut(np.concatenate([[s[0] - ext * (s[1] - s[0])], mid]), 0))
-    hi = cv2.LUT(peak, _lut(np.concatenate([mid, [s[-1] + ext * (s[-1] - s[-2])]]), 0))
+    lo = _f32(cv2.LUT(peak, _lut(np.concatenate([[s[0] - ext * (s[1] - s[0])], mid]), 0)))
+    hi = _f32(cv2.LUT(peak, _lut(np.concatenate([mid, [s[-1] + ext * (s[-1] - s[-2])]]), 0)))
     with np.errstate(invalid="ignore"):
         located = (a < 0) & (vertex >= lo) & (vertex <= hi) & np.isfinite(hwhm)
     # An interior peak is always bracketed; a flat top (a == 0) falls back to the sharpest slice.
-    fallback = np.full(n, s.mean(), dtype=np.float32)
-    fallback[1:-1] = s[1:-1]
+    fallback = s.copy()
     interior = np.ones(n, dtype=np.float32)
     interior[[0, -1]] = 0.0
-    located_u8 = located.view(np.uint8)
-    disp = cv2.copyTo(vertex, located_u8, cv2.LUT(peak, _lut(fallback, 0)))
-    hwhm = cv2.copyTo(hwhm, located_u8, np.full_like(hwhm, np.inf))
-    ok = located | (cv2.LUT(peak, _lut(interior, 0)) > 0)
+    disp = _f32(cv2.copyTo(vertex, _mask(located), _f32(cv2.LUT(peak, _lut(fallback, 0)))))
+    hwhm = _f32(cv2.copyTo(hwhm, _mask(located), np.full_like(hwhm, np.inf)))
+    ok = located | (_f32(cv2.LUT(peak, _lut(interior, 0))) > 0)
     return disp, hwhm, ok
 
 

@@ -29,6 +29,70 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loader_options(pairs: list[str]) -> dict[str, object]:
+    """``key=value`` loader options, values parsed as YAML (``max_side_px=640``, ``slice_indices=[0,2,4]``)."""
+    import yaml
+
+    from dfdnet_core.errors import ConfigError
+
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"loader option {pair!r} is not key=value")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import datetime
+    import platform
+    import shlex
+
+    from dfdnet_core.errors import ConfigError, DfdError
+
+    try:
+        from dfdnet_core import evaluation as ev
+        from dfdnet_core.estimator import make_estimator
+
+        focus = ev.FocusSchedule.parse(args.focus)
+        n_slices = args.n_slices or (len(focus.distances_m) if focus.kind == "fixed" else 5)
+        render = ev.RenderProtocol(
+            f_number=args.f_number, n_slices=n_slices, focus=focus, render_mode=args.render_mode, psf=args.psf,
+            psf_exponent=args.psf_exponent, sensor_width_m=args.sensor_width_mm * 1e-3,
+            focal_length_m=None if args.focal_length_mm is None else args.focal_length_mm * 1e-3,
+        )
+        config = ev.EvalConfig(
+            render=render, max_side_px=args.max_side, panels=args.panels, min_depth_m=args.min_depth,
+            max_depth_m=args.max_depth, fallback_hfov_deg=args.fallback_hfov_deg, device=args.device,
+        )
+        if args.checkpoint is not None and args.backend == "classical":
+            raise ConfigError(f"the classical backend takes no checkpoint, got --checkpoint {str(args.checkpoint)!r}")
+        options = {} if args.checkpoint is None else {"checkpoint_path": str(args.checkpoint)}
+        estimator = make_estimator(args.backend, **options)
+        samples, label = ev.open_eval_source(
+            args.dataset, args.root, _loader_options(args.option), args.procedural, args.procedural_size,
+            args.max_side,
+        )
+        total = len(samples) if args.limit is None else min(args.limit, len(samples))
+        metadata = {
+            "command": "dfdnet " + shlex.join(sys.argv[1:]),
+            "arguments": {k: str(v) for k, v in vars(args).items() if k != "func"},
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "machine": f"{platform.node()} {platform.machine()} {platform.processor()}".strip(),
+        }
+        report = ev.evaluate(
+            {args.backend: estimator}, (samples[i] for i in range(total)), config, args.out, dataset=label,
+            total=total, progress=not args.no_progress, metadata=metadata,
+        )
+    except DfdError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(ev.report_markdown(report).split("| sample |")[0].rstrip())
+    print(f"wrote {args.out / 'metrics.json'}, {args.out / 'metrics.md'} and {min(config.panels, total)} panel(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="dfdnet", description="Depth from defocus for robots.")
@@ -43,6 +107,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint for learned back ends")
     run.add_argument("--rolling", action="store_true", help="rolling stacks: depth on every settled frame")
     run.set_defaults(func=_cmd_run)
+
+    ev = sub.add_parser("eval", help="evaluate a depth estimator on a data set (metrics JSON/Markdown, PNG panels)")
+    src = ev.add_argument_group("data")
+    src.add_argument("--dataset", default="focal_stack_folder", help="registry name (dfdnet_core.data.DATASETS)")
+    src.add_argument("--root", type=Path, default=None, help="data set folder or file")
+    src.add_argument("-o", "--option", action="append", default=[], help="loader option key=value (YAML value)")
+    src.add_argument("--procedural", type=int, default=None, metavar="N",
+                     help="N procedural validation scenes instead of a data set (seeds never used in training)")
+    src.add_argument("--procedural-size", default="240x320", help="HxW of the procedural scenes, pixels")
+    src.add_argument("--limit", type=int, default=None, help="evaluate only the first LIMIT samples")
+    src.add_argument("--max-side", type=int, default=None, help="shrink images to at most this many pixels")
+    est = ev.add_argument_group("estimator")
+    est.add_argument("--backend", default="classical", help="depth backend: classical, torch, ...")
+    est.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint for learned back ends")
+    pro = ev.add_argument_group("rendering protocol (RGB-D data sets)")
+    pro.add_argument("--f-number", type=float, default=1.4, help="aperture f-number (inf = all in focus)")
+    pro.add_argument("--n-slices", type=int, default=None, help="slices per stack (default 5, or the fixed list)")
+    pro.add_argument("--focus", default="adaptive",
+                     help="fixed:D1,D2,... (m) | range:NEAR,FAR (m, uniform in 1/d) | adaptive (5-95 %% GT disparity)")
+    pro.add_argument("--render-mode", default="gather", choices=("gather", "layered"))
+    pro.add_argument("--psf", default="gaussian", choices=("gaussian", "generalised_gaussian"))
+    pro.add_argument("--psf-exponent", type=float, default=2.0, help="p of the generalised Gaussian PSF")
+    pro.add_argument("--sensor-width-mm", type=float, default=36.0, help="physical width of the long image edge")
+    pro.add_argument("--focal-length-mm", type=float, default=None, help="fixed focal length (default pitch x fx)")
+    pro.add_argument("--fallback-hfov-deg", type=float, default=60.0, help="field of view if a sample has no intrinsics")
+    out = ev.add_argument_group("scoring and output")
+    out.add_argument("--min-depth", type=float, default=1e-3, help="ground truth below this (m) is not scored")
+    out.add_argument("--max-depth", type=float, default=float("inf"), help="ground truth above this (m) is not scored")
+    out.add_argument("--panels", type=int, default=4, help="PNG panels for the first K samples")
+    out.add_argument("--out", type=Path, default=Path("out/eval"), help="folder for metrics.json/.md and panels/")
+    out.add_argument("--device", default="cpu", help="torch device for rendering (cpu, cuda)")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.set_defaults(func=_cmd_eval)
     return parser
 
 

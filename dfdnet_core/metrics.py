@@ -155,8 +155,7 @@ def _scharr(image: npt.NDArray[np.float64], axis: int) -> npt.NDArray[np.float64
     """Scharr derivative of ``image`` along ``axis`` (1 = x, 0 = y), 2x the unit-spacing slope."""
     kx, ky = (_SCHARR_DIFF, _SCHARR_SMOOTH) if axis == 1 else (_SCHARR_SMOOTH, _SCHARR_DIFF)
     # sepFilter2D correlates; the sign of a derivative does not matter for a norm of squares.
-    out: npt.NDArray[np.float64] = cv2.sepFilter2D(image, cv2.CV_64F, kx, ky, borderType=cv2.BORDER_REFLECT_101)
-    return out
+    return np.asarray(cv2.sepFilter2D(image, cv2.CV_64F, kx, ky, borderType=cv2.BORDER_REFLECT_101), np.float64)
 
 
 def _bumpiness(error: npt.NDArray[np.float64], evaluated: npt.NDArray[np.bool_], clip: float) -> float:

@@ -18,7 +18,7 @@ into the message's ``data``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +33,8 @@ POINT_STEP_XYZ = 16
 POINT_STEP_XYZRGB = 32
 
 
-class PointFieldSpec(NamedTuple):
+@dataclass(frozen=True)
+class PointFieldSpec:
     """One sensor_msgs/PointField: name, byte offset in the point, datatype constant and element count."""
 
     name: str

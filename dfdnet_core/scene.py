@@ -2,7 +2,7 @@
 
 A scene is a textured background plane (possibly slanted) and a handful of textured objects in front of it
 (fronto-parallel rectangles, discs, spheres and slanted planar patches) at known depths, composited with a
-z-buffer so that nearer objects occlude farther ones. Textures mix multi-octave value noise (cells from 2 to 128 px),
+z-buffer so that nearer objects occlude farther ones. Textures mix multi-octave value noise (cells from 1 to 128 px),
 checkerboards and stripes in random colours, so every image scale carries contrast and depth from focus works
 everywhere. Depth is the distance along the optical axis (z) in metres, exact for every pixel centre:
 planes have inverse depth affine in the pixel coordinates, spheres are ray-traced.
@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from dfdnet_core.camera import CameraIntrinsics
 from dfdnet_core.errors import ConfigError, DataError
 
-_OCTAVE_CELLS_PX = (2, 4, 8, 16, 32, 64, 128)
+_OCTAVE_CELLS_PX = (1, 2, 4, 8, 16, 32, 64, 128)
+_FINE_WEIGHT = 0.6
+"""Amplitude of each finer octave relative to the running (upsampled) sum's lattice values."""
 _MAX_SIDE_PX = 16384
 
 
@@ -46,24 +48,27 @@ class Scene:
             )
 
 
-def _value_noise(gen: torch.Generator, height_px: int, width_px: int, cell_px: int) -> torch.Tensor:
-    """Bilinearly interpolated random lattice with ``cell_px`` spacing, values in [0, 1], shape (H, W)."""
-    gh = height_px // cell_px + 2
-    gw = width_px // cell_px + 2
-    grid = torch.rand((1, 1, gh, gw), generator=gen)
-    up = F.interpolate(grid, size=(gh * cell_px, gw * cell_px), mode="bilinear", align_corners=False)
-    oy = int(torch.randint(0, cell_px, (1,), generator=gen))
-    ox = int(torch.randint(0, cell_px, (1,), generator=gen))
-    return up[0, 0, oy : oy + height_px, ox : ox + width_px]
+def _multi_octave_noise(gen: torch.Generator, height_px: int, width_px: int) -> torch.Tensor:
+    """Value noise summed over octaves with cells of 1 to 128 px, (H, W) in [0, 1].
+
+    Built coarse to fine: the running sum is upsampled 2x (bilinear) and a new random lattice is added, so the
+    cost is about 1.3 full-size upsamplings whatever the number of octaves.
+    """
+    coarsest = _OCTAVE_CELLS_PX[-1]
+    gh, gw = height_px // coarsest + 2, width_px // coarsest + 2
+    noise = torch.rand((1, 1, gh, gw), generator=gen)
+    for _ in range(len(_OCTAVE_CELLS_PX)):
+        gh, gw = 2 * gh, 2 * gw
+        noise = F.interpolate(noise, size=(gh, gw), mode="bilinear", align_corners=False)
+        noise += _FINE_WEIGHT * torch.rand((1, 1, gh, gw), generator=gen)
+    out = noise[0, 0, :height_px, :width_px]
+    out = out - out.min()
+    return out / out.max().clamp_min(1e-6)
 
 
 def _texture(gen: torch.Generator, height_px: int, width_px: int) -> torch.Tensor:
     """A random colour texture (H, W, 3) float32 in [0, 1] with contrast at every scale."""
-    noise = torch.zeros((height_px, width_px))
-    for cell in _OCTAVE_CELLS_PX:
-        noise += cell**0.2 * _value_noise(gen, height_px, width_px, cell)
-    noise -= noise.min()
-    noise /= noise.max().clamp_min(1e-6)
+    noise = _multi_octave_noise(gen, height_px, width_px)
     colours = torch.rand((3, 3), generator=gen)
     # Make the two main colours differ clearly in brightness so the texture has luminance contrast.
     colours[0] *= 0.45
@@ -71,9 +76,8 @@ def _texture(gen: torch.Generator, height_px: int, width_px: int) -> torch.Tenso
     tex = colours[0] + noise[..., None] * (colours[1] - colours[0])
     kind = int(torch.randint(0, 3, (1,), generator=gen))
     if kind > 0:
-        yy, xx = torch.meshgrid(
-            torch.arange(height_px, dtype=torch.float32), torch.arange(width_px, dtype=torch.float32), indexing="ij"
-        )
+        yy = torch.arange(height_px, dtype=torch.float32)[:, None]
+        xx = torch.arange(width_px, dtype=torch.float32)[None, :]
         angle = float(torch.rand((), generator=gen)) * math.pi
         period = 4.0 + 40.0 * float(torch.rand((), generator=gen))
         u = xx * math.cos(angle) + yy * math.sin(angle)
@@ -83,8 +87,15 @@ def _texture(gen: torch.Generator, height_px: int, width_px: int) -> torch.Tenso
             v = -xx * math.sin(angle) + yy * math.cos(angle)
             pattern = ((torch.floor(u / period) + torch.floor(v / period)) % 2).float()
         weight = 0.35 + 0.4 * float(torch.rand((), generator=gen))
-        tex = tex * (1 - weight * pattern[..., None]) + weight * pattern[..., None] * colours[2]
+        tex = torch.lerp(tex, colours[2].expand_as(tex), weight * pattern[..., None])
     return tex.clamp(0.0, 1.0)
+
+
+def _bounding_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
+    """(row start, row stop, column start, column stop) of the True pixels of a non-empty (H, W) mask."""
+    rows = torch.nonzero(mask.any(dim=1)).flatten()
+    cols = torch.nonzero(mask.any(dim=0)).flatten()
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def _affine_inv_depth(
@@ -194,9 +205,11 @@ def make_scene(
         nearer = mask & (obj_depth_inv > inv_depth)
         if not bool(nearer.any()):
             continue
-        tex = _texture(gen, h, w)
+        y0, y1, x0, x1 = _bounding_box(nearer)
+        tex = _texture(gen, y1 - y0, x1 - x0)
         inv_depth = torch.where(nearer, obj_depth_inv, inv_depth)
-        rgb = torch.where(nearer[..., None], tex, rgb)
+        box = nearer[y0:y1, x0:x1, None]
+        rgb[y0:y1, x0:x1] = torch.where(box, tex, rgb[y0:y1, x0:x1])
 
     depth = (1.0 / inv_depth).clamp(near_m, far_m)
     rgb_u8 = (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()

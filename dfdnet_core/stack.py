@@ -19,7 +19,8 @@ class FocalStack:
 
     Attributes:
         images: (N, H, W, 3) uint8 RGB.
-        focus_distances_m: (N,) float64 focus distance of each image in metres, same order as ``images``.
+        focus_distances_m: (N,) float64 focus distance of each image in metres, same order as ``images``
+            (``inf`` = focused at infinity).
         intrinsics: pinhole intrinsics of the images (pixels).
         optics: focal length, f-number and pixel pitch of the lens.
         stamp_ns: time of the stack (the newest frame's stamp), integer nanoseconds.
@@ -48,8 +49,8 @@ class FocalStack:
         fd = np.asarray(self.focus_distances_m, dtype=np.float64)
         if fd.shape != (n,):
             raise StackError(f"focus_distances_m must have shape ({n},), got {fd.shape!r}")
-        if not np.all(np.isfinite(fd)) or np.any(fd <= 0):
-            raise StackError(f"focus distances must be finite and > 0 m, got {fd.tolist()!r}")
+        if np.any(np.isnan(fd)) or np.any(fd <= 0):
+            raise StackError(f"focus distances must be > 0 m (inf = focused at infinity), got {fd.tolist()!r}")
         if (w, h) != (self.intrinsics.width_px, self.intrinsics.height_px):
             raise StackError(
                 f"images are {w}x{h} px but the intrinsics describe "

@@ -69,7 +69,7 @@ def colourise_depth(
     lut = _colour_lut(cmap)
     if near_m is None or far_m is None:
         values = depth[valid]
-        lo, hi = (np.percentile(values, [2.0, 98.0]) if values.size else (1.0, 2.0))
+        lo, hi = np.percentile(values, [2.0, 98.0]) if values.size else (1.0, 2.0)
         near_m = float(lo) if near_m is None else near_m
         far_m = float(hi) if far_m is None else far_m
         if not far_m > near_m:
@@ -87,9 +87,7 @@ def colourise_depth(
     return out
 
 
-def colourise_scalar(
-    values: npt.ArrayLike, vmin: float, vmax: float, cmap: str = "magma"
-) -> npt.NDArray[np.uint8]:
+def colourise_scalar(values: npt.ArrayLike, vmin: float, vmax: float, cmap: str = "magma") -> npt.NDArray[np.uint8]:
     """Colour a scalar image linearly from ``vmin`` (low end) to ``vmax`` (high end); NaN black.
 
     Raises:
@@ -187,10 +185,10 @@ def save_png(path: str | os.PathLike[str], rgb: npt.ArrayLike) -> None:
         DataError: the file cannot be written.
     """
     image = np.asarray(rgb)
-    if image.dtype not in (np.uint8, np.uint16) or not (
-        image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)
-    ):
-        raise ConfigError(f"save_png needs (H, W, 3) uint8 RGB or (H, W) uint8/uint16, got {image.dtype} {image.shape!r}")
+    if image.dtype not in (np.uint8, np.uint16) or not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
+        raise ConfigError(
+            f"save_png needs (H, W, 3) uint8 RGB or (H, W) uint8/uint16, got {image.dtype} {image.shape!r}"
+        )
     if image.ndim == 3:
         image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
     try:
@@ -223,7 +221,12 @@ def write_ply(path: str | os.PathLike[str], points: npt.ArrayLike, rgb: npt.Arra
         raise ConfigError(f"points must have shape (..., 3), got {pts.shape!r}")
     flat = pts.reshape(-1, 3)
     keep = np.all(np.isfinite(flat), axis=1)
-    header = ["ply", "format binary_little_endian 1.0", "comment written by dfdnet", f"element vertex {int(keep.sum())}"]
+    header = [
+        "ply",
+        "format binary_little_endian 1.0",
+        "comment written by dfdnet",
+        f"element vertex {int(keep.sum())}",
+    ]
     header += ["property float x", "property float y", "property float z"]
     if rgb is None:
         vertex = np.empty(int(keep.sum()), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4")])

@@ -11,7 +11,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from dfdnet_core.errors import DfdError
+from dfdnet_core.errors import DfdError, StackError
 from dfdnet_core.estimator import make_estimator
 from dfdnet_core.node_configs import InferenceConfig
 from dfdnet_core.pointcloud import depth_to_points
@@ -53,10 +53,13 @@ class DfdInferenceNode(Node):
         try:
             stack = focal_stack_from_msg(msg)
             result = self.estimator.estimate(stack)
-        except DfdError as exc:
-            self.diagnostics.drop(type(exc).__name__, str(exc))
+        except StackError as exc:
+            self.diagnostics.drop("bad_stack", str(exc))
             return
-        except (ValueError, RuntimeError) as exc:  # a back end choking on an odd input must not stop the node
+        except DfdError as exc:
+            self.diagnostics.drop("backend_error", str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a back end choking on odd input (cv2.error...) must not stop the node
             self.diagnostics.drop("backend_error", f"{type(exc).__name__}: {exc}")
             return
         header = Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
@@ -74,7 +77,7 @@ class DfdInferenceNode(Node):
         self.diagnostics.values["ms_per_stack"] = f"{1e3 * (time.perf_counter() - t0):.1f}"
         self.diagnostics.latency((self.get_clock().now().nanoseconds - time_to_ns(msg.header.stamp)) * 1e-9)
         if self._last_sweep is not None and msg.sweep_id > self._last_sweep + 1:
-            self.diagnostics.counters["stacks_skipped_busy"] += msg.sweep_id - self._last_sweep - 1
+            self.diagnostics.counters["sweeps_skipped"] += msg.sweep_id - self._last_sweep - 1
         self._last_sweep = int(msg.sweep_id)
 
 

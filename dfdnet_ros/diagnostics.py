@@ -24,6 +24,7 @@ class NodeDiagnostics:
         self._hardware_id = hardware_id
         self.counters: Counter[str] = Counter()
         self.drops: Counter[str] = Counter()
+        self._mirrored: dict[str, int] = {}
         self.values: dict[str, str] = {}
         self._events: dict[str, deque[float]] = {}
         self._latencies_s: deque[float] = deque(maxlen=100)
@@ -43,13 +44,19 @@ class NodeDiagnostics:
         self.drops[reason] += n
 
     def set_drops(self, drops: dict[str, int], details: dict[str, str] | None = None) -> None:
-        """Mirror drop counters kept elsewhere (e.g. by a StackAssembler), logging new reasons once."""
+        """Mirror drop counters kept elsewhere (e.g. by a StackAssembler), logging each new reason once.
+
+        Mirrored counts are added to the node's own counts of the same reason when published.
+        """
         for reason, n in drops.items():
-            if n > self.drops[reason]:
-                if self.drops[reason] == 0:
-                    extra = (details or {}).get(reason, "")
-                    self._node.get_logger().warning(f"dropping input ({reason}) {extra}".rstrip())
-                self.drops[reason] = n
+            if n > 0 and self._mirrored.get(reason, 0) == 0 and self.drops[reason] == 0:
+                extra = (details or {}).get(reason, "")
+                self._node.get_logger().warning(f"dropping input ({reason}) {extra}".rstrip())
+            self._mirrored[reason] = n
+
+    def total_drops(self) -> Counter[str]:
+        """Own and mirrored drops by reason."""
+        return self.drops + Counter(self._mirrored)
 
     def latency(self, seconds: float) -> None:
         """Record one input-to-output latency in seconds."""
@@ -68,7 +75,7 @@ class NodeDiagnostics:
 
     def error(self, message: str | None) -> None:
         """Enter (message) or leave (None) the ERROR state; entering is logged once."""
-        if message is not None and self._error != message:
+        if message is not None and self._error is None:
             self._node.get_logger().error(message)
         self._error = message
 
@@ -87,8 +94,9 @@ class NodeDiagnostics:
             status.level, status.message = DiagnosticStatus.OK, "ok"
         values = [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counters.items())]
         values += [KeyValue(key=f"rate_hz.{k}", value=f"{self.rate_hz(k):.2f}") for k in sorted(self._events)]
-        values += [KeyValue(key=f"drops.{k}", value=str(v)) for k, v in sorted(self.drops.items())]
-        values.append(KeyValue(key="drops.total", value=str(sum(self.drops.values()))))
+        drops = self.total_drops()
+        values += [KeyValue(key=f"drops.{k}", value=str(v)) for k, v in sorted(drops.items())]
+        values.append(KeyValue(key="drops.total", value=str(sum(drops.values()))))
         if self._latencies_s:
             ordered = sorted(self._latencies_s)
             values.append(KeyValue(key="latency_ms.median", value=f"{1e3 * ordered[len(ordered) // 2]:.1f}"))

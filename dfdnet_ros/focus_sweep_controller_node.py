@@ -63,15 +63,21 @@ class FocusSweepControllerNode(Node):
         temperature = None
         try:
             temperature = self.driver.status().temperature_c
-        except DfdError:
+        except Exception:  # noqa: BLE001 - a failed read only costs the temperature; set_focus_m reports faults
             pass
+        self.diagnostics.values["temperature_c"] = "unknown" if temperature is None else f"{temperature:.2f}"
+        self.diagnostics.values["lens_settled"] = str(settled)
+        resyncs = getattr(self.driver, "resync_count", None)  # drivers with a link to re-synchronise
+        if resyncs is not None:
+            self.diagnostics.values["driver_resyncs"] = str(resyncs)
         self._pub.publish(
             lens_state_msg(stamp_ns, self.config.frame_id, step.focus_m, settled, step.sweep_id, step.index,
                            step.length, temperature, self.config.driver)
         )
 
     def _fail(self, exc: Exception) -> None:
-        self.diagnostics.error(f"lens driver {self.config.driver!r} failed: {exc}; retrying every "
+        detail = str(exc) if isinstance(exc, DfdError) else f"{type(exc).__name__}: {exc}"
+        self.diagnostics.error(f"lens driver {self.config.driver!r} failed: {detail}; retrying every "
                                f"{self.config.reconnect_period_s} s")
         self.diagnostics.count("driver_errors")
         self._open = False
@@ -96,7 +102,7 @@ class FocusSweepControllerNode(Node):
                 settle_s = self.sweep_config.settle_time_s
             else:
                 settle_s = 0.0
-        except DfdError as exc:
+        except Exception as exc:  # noqa: BLE001 - drivers may fail in any way (pyserial: OSError on unplug)
             self._fail(exc)
             return
         self._schedule(settle_s, self._settled)

@@ -15,6 +15,7 @@ from dfdnet_core.errors import DfdError
 from dfdnet_core.node_configs import CameraOpticsConfig
 from dfdnet_core.stack_assembler import (
     DROP_REASONS,
+    SUPPORTED_ENCODINGS,
     CompletedStack,
     FrameSample,
     LensStateSample,
@@ -67,6 +68,10 @@ class StackBufferNode(Node):
 
     def _on_image(self, msg: Image) -> None:
         stamp_ns = time_to_ns(msg.header.stamp)
+        self.diagnostics.count("frames")
+        if msg.encoding not in SUPPORTED_ENCODINGS:
+            self.diagnostics.drop("encoding", f"image encoding {msg.encoding!r} is not one of {SUPPORTED_ENCODINGS}")
+            return
         try:
             image = image_to_numpy(msg)
         except DfdError as exc:
@@ -74,9 +79,10 @@ class StackBufferNode(Node):
             return
         intr = self._intrinsics
         if intr is not None and (intr.width_px, intr.height_px) != (msg.width, msg.height):
-            intr = None
+            self.diagnostics.drop("size_mismatch", f"image is {msg.width}x{msg.height} px but camera_info says "
+                                  f"{intr.width_px}x{intr.height_px} px")
+            return
         frame = FrameSample(stamp_ns, image, msg.encoding, msg.header.frame_id, intr, self.optics_config.optics)
-        self.diagnostics.count("frames")
         self._publish(self.assembler.add_frame(frame))
 
     def _publish(self, stacks: list[CompletedStack]) -> None:

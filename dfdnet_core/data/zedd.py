@@ -1,5 +1,4 @@
-"""ZEDD (Zuo, Wen, Subramanian et al., "Zero-Shot Depth from Defocus", 2026; zedd.cs.princeton.edu)
-real stacks.
+"""ZEDD real focal stacks (Zuo et al., "Zero-Shot Depth from Defocus", 2026; zedd.cs.princeton.edu).
 
 On-disk format (FOSSA's ``dataset/zedd.py``):
 
@@ -13,6 +12,9 @@ On-disk format (FOSSA's ``dataset/zedd.py``):
   metres. FOSSA treats K as belonging to the depth map's resolution and resizes the images to it;
   the same is done here. Valid depth: finite and within [0.01, 1000] m (FOSSA's defaults).
   Uncertain: for the test split (no depth) K is assumed to describe the full-resolution images.
+
+FOSSA's evaluation protocol then resizes to a height of 480 px and centre-crops to 480x640 (val) or
+1216x1824 (test); that crop is left to the evaluation code (``max_side_px`` only scales).
 """
 
 from __future__ import annotations

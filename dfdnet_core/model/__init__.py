@@ -1,8 +1,11 @@
-"""DfDNet: a DINOv2-style ViT over a focal stack with attention across the stack, a collapse to one stream after
-block K, and a DPT head; metric depth through a canonical (focal-length-agnostic) space.
+"""DfDNet: focal stack -> metric depth (ViT + attention across the stack + DPT head).
 
-Public names are imported lazily, so ``dfdnet_core.model.canonical`` and ``dfdnet_core.model.sizes`` (numpy only)
-stay usable where torch is not installed (ONNX / TensorRT back ends).
+A DINOv2-style ViT runs over every image of the stack, attends across the stack in its first blocks,
+collapses the stack to one stream after block K and feeds a DPT head; depth is predicted in a
+canonical (focal-length-agnostic) space.
+
+Public names are imported lazily, so ``dfdnet_core.model.canonical`` and ``dfdnet_core.model.sizes``
+(numpy only) stay usable where torch is not installed (ONNX / TensorRT back ends).
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ if TYPE_CHECKING:
         NetworkInputs,
         canonical_scale,
         depth_m_from_canonical,
-        resolve_focal_length_px,
         prepare_stack,
+        resolve_focal_length_px,
     )
     from dfdnet_core.model.checkpoint import (
         load_checkpoint,
@@ -47,7 +50,24 @@ _EXPORTS = {
     "save_checkpoint": "checkpoint",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "SIZES",
+    "DfDNet",
+    "ModelConfig",
+    "NetworkInputs",
+    "canonical_scale",
+    "config_for_size",
+    "count_parameters",
+    "depth_m_from_canonical",
+    "load_checkpoint",
+    "load_fossa_checkpoint",
+    "load_model",
+    "network_input_size",
+    "prepare_stack",
+    "read_fossa_state_dict",
+    "resolve_focal_length_px",
+    "save_checkpoint",
+]
 
 
 def __getattr__(name: str) -> Any:

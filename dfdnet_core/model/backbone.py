@@ -1,8 +1,9 @@
 """DINOv2-style ViT encoder with attention across the focal stack and a collapse to one stream.
 
-Blocks 0..K run on every image of the stack (K = ``num_layers_until_collapse``); a stack-attention module follows
-each of blocks 0..K-1; after block K the N streams are reduced (mean or max over the images) and the remaining
-blocks run once per stack. Attribute names follow FOSSA's checkpoint keys (prefix ``pretrained.``).
+Blocks 0..K run on every image of the stack (K = ``num_layers_until_collapse``); a stack-attention
+module follows each of blocks 0..K-1; after block K the N streams are reduced (mean or max over the
+images) and the remaining blocks run once per stack. Attribute names follow FOSSA's checkpoint keys
+(prefix ``pretrained.``).
 """
 
 from __future__ import annotations
@@ -30,10 +31,15 @@ class StackViT(nn.Module):
         self.patch_size_px = config.patch_size_px
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + config.pos_grid_size**2, c))
-        self.mask_token = nn.Parameter(torch.zeros(1, c))  # kept for checkpoint compatibility; unused
+        self.mask_token = nn.Parameter(
+            torch.zeros(1, c)
+        )  # kept for checkpoint compatibility; unused
         self.patch_embed = PatchEmbed(config.patch_size_px, c)
         self.blocks = nn.ModuleList(
-            [Block(c, config.num_heads, config.mlp_ratio, config.layer_scale_init) for _ in range(config.depth)]
+            [
+                Block(c, config.num_heads, config.mlp_ratio, config.layer_scale_init)
+                for _ in range(config.depth)
+            ]
         )
         self.norm = nn.LayerNorm(c, eps=VIT_NORM_EPS)
         self.motion_modules = nn.ModuleList(
@@ -51,11 +57,12 @@ class StackViT(nn.Module):
         )
 
     def interpolate_pos_encoding(self, height_px: int, width_px: int) -> torch.Tensor:
-        """Position embeddings (1, 1 + h*w, C) for an image of the given size (multiples of the patch size).
+        """Position embeddings (1, 1 + h*w, C) for an image of the given size (patch multiples).
 
-        The table is used as is only for a square image of exactly the table's grid. Otherwise the class slot is
-        kept and the grid is resampled bicubically (align_corners=False, A = -0.75) with the scale factors
-        ((h + 0.1) / G, (w + 0.1) / G): source coordinates follow the scale factor, not the size ratio.
+        The table is used as is only for a square image of exactly the table's grid. Otherwise the
+        class slot is kept and the grid is resampled bicubically (align_corners=False, A = -0.75)
+        with the scale factors ((h + 0.1) / G, (w + 0.1) / G): source coordinates follow the scale
+        factor, not the size ratio.
         """
         grid = self.config.pos_grid_size
         rows, cols = height_px // self.patch_size_px, width_px // self.patch_size_px
@@ -65,7 +72,9 @@ class StackViT(nn.Module):
         table = self.pos_embed.float()
         patch_table = table[:, 1:].reshape(1, grid, grid, c).permute(0, 3, 1, 2)
         scale = ((rows + POS_INTERPOLATE_OFFSET) / grid, (cols + POS_INTERPOLATE_OFFSET) / grid)
-        patch_table = F.interpolate(patch_table, scale_factor=scale, mode="bicubic", align_corners=False)
+        patch_table = F.interpolate(
+            patch_table, scale_factor=scale, mode="bicubic", align_corners=False
+        )
         patch_table = patch_table.permute(0, 2, 3, 1).reshape(1, rows * cols, c)
         return torch.cat((table[:, :1], patch_table), dim=1).to(self.pos_embed.dtype)
 
@@ -80,13 +89,14 @@ class StackViT(nn.Module):
         """Encode B stacks of N images.
 
         Args:
-            images: (B*N, 3, H, W) normalised images, H and W multiples of the patch size, images of one stack in
-                consecutive rows.
+            images: (B*N, 3, H, W) normalised images, H and W multiples of the patch size, images of
+                one stack in consecutive rows.
             focus_canonical: (B, N) canonical focus distance of each image.
 
         Returns:
-            Four (B, h*w, C) patch-token taps (after the final LayerNorm, class token dropped) from the blocks in
-            ``config.dpt_layers``. A tap taken before the collapse is reduced over the stack first.
+            Four (B, h*w, C) patch-token taps (after the final LayerNorm, class token dropped) from
+            the blocks in ``config.dpt_layers``. A tap taken before the collapse is reduced over the
+            stack first.
         """
         stacks = focus_canonical.shape[0]
         height_px, width_px = images.shape[-2:]

@@ -1,15 +1,16 @@
-"""Inference pre- and post-processing in numpy (no torch): ImageNet normalisation and canonical depth.
+"""Inference pre- and post-processing in numpy (no torch): normalisation and canonical depth.
 
-Canonical depth convention (FOSSA, ``training_with_canonical_depth``): let W be the width in pixels of the images
-handed to the network and f = max(fx, fy) their focal length in pixels. The dimensionless factor
-``kappa = W / f`` (sensor width over focal length) maps metres to canonical units:
+Canonical depth convention (FOSSA, ``training_with_canonical_depth``): let W be the width in pixels
+of the images handed to the network and f = max(fx, fy) their focal length in pixels. The
+dimensionless factor ``kappa = W / f`` (sensor width over focal length) maps metres to canonical
+units:
 
 - network focus input = focus distance in metres * kappa;
 - metric depth = network output / kappa.
 
-Resizing an image scales W and f alike, so kappa, and hence the canonical scene, does not depend on resolution.
-Training uses the same factor on ground-truth depth and on the focus list. Every back end (torch, ONNX, TensorRT)
-shares these functions so that the contract is implemented once.
+Resizing an image scales W and f alike, so kappa, and hence the canonical scene, does not depend on
+resolution. Training uses the same factor on ground-truth depth and on the focus list. Every back
+end (torch, ONNX, TensorRT) shares these functions so that the contract is implemented once.
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 """Per-channel RGB standard deviation of ImageNet, images scaled to [0, 1]."""
 
+
 @dataclass(frozen=True)
 class NetworkInputs:
     """One stack ready for ``DfDNet.forward``.
 
     Attributes:
         images: (1, N, 3, H, W) float32, ImageNet-normalised RGB, C-contiguous.
-        focus_canonical: (1, N) float32 canonical focus distances (metres * kappa), same order as the images.
+        focus_canonical: (1, N) float32 canonical focus distances (metres * kappa), same order as
+            the images.
         kappa: W / f, dimensionless; metric depth = canonical depth / kappa.
     """
 
@@ -55,17 +58,21 @@ def resolve_focal_length_px(
     """
     if (focal_length_px is None) == (intrinsics is None):
         raise ConfigError(
-            f"give exactly one of focal_length_px and intrinsics, got focal_length_px={focal_length_px!r}, "
-            f"intrinsics={intrinsics!r}"
+            "give exactly one of focal_length_px and intrinsics, got "
+            f"focal_length_px={focal_length_px!r}, intrinsics={intrinsics!r}"
         )
     value = max(intrinsics.fx_px, intrinsics.fy_px) if intrinsics is not None else focal_length_px
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value > 0)
+    ):
         raise ConfigError(f"focal length must be a positive finite number of pixels, got {value!r}")
     return float(value)
 
 
 def canonical_scale(width_px: int, focal_length_px: float) -> float:
-    """kappa = width_px / focal_length_px (dimensionless): metres * kappa = canonical units.
+    """Kappa = width_px / focal_length_px (dimensionless): metres * kappa = canonical units.
 
     Raises:
         ConfigError: a non-positive width or focal length.
@@ -84,7 +91,12 @@ def normalise_images(images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     Raises:
         StackError: not an (N, H, W, 3) uint8 array with N >= 1.
     """
-    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] < 1:
+    if (
+        not isinstance(images, np.ndarray)
+        or images.ndim != 4
+        or images.shape[-1] != 3
+        or images.shape[0] < 1
+    ):
         shape = getattr(images, "shape", None)
         raise StackError(f"images must be an (N, H, W, 3) array with N >= 1, got shape {shape!r}")
     if images.dtype != np.uint8:
@@ -104,7 +116,8 @@ def prepare_stack(
 
     Args:
         images: (N, H, W, 3) uint8 RGB, N >= 1, any order.
-        focus_distances_m: (N,) focus distance of each image in metres (finite, > 0), same order as ``images``.
+        focus_distances_m: (N,) focus distance of each image in metres (finite, > 0), same order as
+            ``images``.
         focal_length_px: focal length in pixels at this resolution, or
         intrinsics: the intrinsics of these images (f = max(fx, fy)); give exactly one.
 
@@ -120,7 +133,9 @@ def prepare_stack(
     n, _, height, width = chw.shape
     focus = np.asarray(focus_distances_m, dtype=np.float64)
     if focus.shape != (n,):
-        raise StackError(f"focus_distances_m must have shape ({n},) to match the images, got {focus.shape!r}")
+        raise StackError(
+            f"focus_distances_m must have shape ({n},) to match the images, got {focus.shape!r}"
+        )
     if not np.all(np.isfinite(focus)) or np.any(focus <= 0):
         raise StackError(f"focus distances must be finite and > 0 m, got {focus.tolist()!r}")
     if intrinsics is not None and (intrinsics.width_px, intrinsics.height_px) != (width, height):

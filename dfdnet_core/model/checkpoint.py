@@ -1,9 +1,9 @@
 """Loading FOSSA checkpoints and saving/loading our own.
 
 - FOSSA ``model.pth``: a pickle whose ``"model"`` entry is the state dict. It is read with
-  ``torch.load(weights_only=True)``, so a pickle that asks for anything but tensors and plain containers is
-  refused before any of it runs. Every ``module.`` substring is removed from the keys (the DDP prefix), and loading
-  is strict: the keys and shapes must equal our model's.
+  ``torch.load(weights_only=True)``, so a pickle that asks for anything but tensors and plain
+  containers is refused before any of it runs. Every ``module.`` substring is removed from the keys
+  (the DDP prefix), and loading is strict: the keys and shapes must equal our model's.
 - Our checkpoints: a safetensors file whose metadata entry ``dfdnet`` is JSON
   ``{"size": <name or "custom">, "config": {<ModelConfig fields>}}``.
 """
@@ -36,18 +36,18 @@ PathLike = str | Path
 
 
 def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Delete every occurrence of ``module.`` in every key (FOSSA's loader rule; removes DDP prefixes)."""
+    """Delete every ``module.`` in every key (FOSSA's loader rule; removes DDP prefixes)."""
     return {key.replace("module.", ""): value for key, value in state_dict.items()}
 
 
 def read_fossa_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
-    """Read a FOSSA ``model.pth`` safely and return its state dict with ``module.`` removed from the keys.
+    """Read a FOSSA ``model.pth`` safely; its state dict with ``module.`` removed from the keys.
 
     Accepts ``{"model": state_dict, ...}`` (the released layout) or a bare state dict.
 
     Raises:
-        CheckpointError: the file is missing, truncated, not a PyTorch checkpoint, holds a pickle that asks for
-            code (refused, nothing runs), or holds no tensor state dict.
+        CheckpointError: the file is missing, truncated, not a PyTorch checkpoint, holds a pickle
+            that asks for code (refused, nothing runs), or holds no tensor state dict.
     """
     path = Path(path)
     if not path.is_file():
@@ -58,25 +58,33 @@ def read_fossa_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            f"refused to load checkpoint {str(path)!r}: not a weights-only PyTorch file, or corrupt (only "
-            f"tensors and plain containers are allowed; nothing in it was run): {_unpickling_reason(exc)}"
+            f"refused to load checkpoint {str(path)!r}: not a weights-only PyTorch file, or "
+            "corrupt (only tensors and plain containers are allowed; nothing in it was run): "
+            f"{_unpickling_reason(exc)}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is truncated or not a PyTorch checkpoint: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'unexpected end of file'}"
+            f"checkpoint {str(path)!r} is truncated or not a PyTorch checkpoint: "
+            f"{type(exc).__name__}: {_first_line(exc, 'unexpected end of file')}"
         ) from None
     state_dict = payload.get("model", payload) if isinstance(payload, dict) else payload
     if (
         not isinstance(state_dict, Mapping)
         or not state_dict
-        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items())
+        or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
+        )
     ):
         raise CheckpointError(
-            f"checkpoint {str(path)!r} holds no state dict of tensors (expected {{'model': state_dict}}, "
-            f"got {type(state_dict).__name__})"
+            f"checkpoint {str(path)!r} holds no state dict of tensors "
+            f"(expected {{'model': state_dict}}, got {type(state_dict).__name__})"
         )
     return strip_module_prefix(state_dict)
+
+
+def _first_line(exc: BaseException, default: str) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else default
 
 
 def _unpickling_reason(exc: pickle.UnpicklingError) -> str:
@@ -121,18 +129,24 @@ def check_state_dict(
         if key in state_dict and tuple(state_dict[key].shape) != shape
     ]
     problems = []
-    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape", wrong_shape)):
+    for label, items in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("shape", wrong_shape),
+    ):
         if items:
             more = f" (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
             problems.append(f"{len(items)} {label}: {items[:_MAX_LISTED]!r}{more}")
     if problems:
-        raise CheckpointError(f"checkpoint {source} does not match the model: " + "; ".join(problems))
+        raise CheckpointError(
+            f"checkpoint {source} does not match the model: " + "; ".join(problems)
+        )
 
 
 def load_state_dict_strict(
     model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "<state dict>"
 ) -> None:
-    """:func:`check_state_dict`, then copy the tensors into ``model`` (cast to its dtype and device).
+    """:func:`check_state_dict`, then copy the tensors into ``model`` (cast to its dtype/device).
 
     Raises:
         CheckpointError: keys or shapes differ.
@@ -155,7 +169,8 @@ def load_fossa_checkpoint(
         The model in eval mode. Its inputs are canonical (see :mod:`dfdnet_core.model.canonical`).
 
     Raises:
-        CheckpointError: unreadable/unsafe file, unknown width, or keys/shapes that differ from the model.
+        CheckpointError: unreadable/unsafe file, unknown width, or keys/shapes that differ from the
+            model.
         ConfigError: unknown size name.
     """
     source = repr(str(path))
@@ -187,31 +202,38 @@ def read_checkpoint_config(path: PathLike) -> tuple[str, ModelConfig]:
     metadata = _safetensors_metadata(path)
     if METADATA_KEY not in metadata:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has no {METADATA_KEY!r} metadata entry (not a dfdnet checkpoint)"
+            f"checkpoint {str(path)!r} has no {METADATA_KEY!r} metadata entry "
+            "(not a dfdnet checkpoint)"
         )
     try:
         description: Any = json.loads(metadata[METADATA_KEY])
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r}: metadata {METADATA_KEY!r} is not JSON: {exc}") from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r}: metadata {METADATA_KEY!r} is not JSON: {exc}"
+        ) from None
     if not isinstance(description, dict) or not isinstance(description.get("config"), dict):
         raise CheckpointError(
-            f"checkpoint {str(path)!r}: metadata {METADATA_KEY!r} must be an object with a 'config' object"
+            f"checkpoint {str(path)!r}: metadata {METADATA_KEY!r} must be an object with a "
+            "'config' object"
         )
     for key in description:
         if key not in ("size", "config"):
-            raise ConfigError(f"unknown key {key!r} in the {METADATA_KEY!r} metadata of {str(path)!r}")
+            raise ConfigError(
+                f"unknown key {key!r} in the {METADATA_KEY!r} metadata of {str(path)!r}"
+            )
     config = ModelConfig.from_dict(description["config"], source=repr(str(path)))
     return str(description.get("size", "custom")), config
 
 
 def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> DfDNet:
-    """Build the model described by one of our safetensors checkpoints and load its weights strictly.
+    """Build the model described by one of our safetensors checkpoints; load its weights strictly.
 
     Returns:
         The model in eval mode.
 
     Raises:
-        CheckpointError: unreadable file, missing metadata, or keys/shapes that differ from the config's model.
+        CheckpointError: unreadable file, missing metadata, or keys/shapes that differ from the
+            config's model.
         ConfigError: an unknown or invalid config key.
     """
     path = Path(path)
@@ -229,7 +251,7 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> DfDNe
 
 
 def load_model(path: PathLike, device: str | torch.device = "cpu") -> DfDNet:
-    """Load either of our ``.safetensors`` checkpoints or a FOSSA ``.pth`` / ``.pt`` file, by suffix.
+    """Load one of our ``.safetensors`` checkpoints or a FOSSA ``.pth`` / ``.pt``, by suffix.
 
     Raises:
         CheckpointError: any load failure, or an unknown suffix.
@@ -241,7 +263,8 @@ def load_model(path: PathLike, device: str | torch.device = "cpu") -> DfDNet:
     if suffix in (".pth", ".pt"):
         return load_fossa_checkpoint(path, device=device)
     raise CheckpointError(
-        f"checkpoint {str(path)!r}: unknown suffix {suffix!r}; expected .safetensors (dfdnet) or .pth/.pt (FOSSA)"
+        f"checkpoint {str(path)!r}: unknown suffix {suffix!r}; "
+        "expected .safetensors (dfdnet) or .pth/.pt (FOSSA)"
     )
 
 
@@ -252,4 +275,6 @@ def _safetensors_metadata(path: Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             return dict(handle.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or not a safetensors file: {exc}") from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or not a safetensors file: {exc}"
+        ) from None

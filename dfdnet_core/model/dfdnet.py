@@ -1,9 +1,9 @@
 """DfDNet: focal stack + focus distances -> depth, and its inference contract.
 
-``DfDNet.forward`` works in network space (normalised images, canonical focus distances, canonical depth) and is
-what training and export use. ``DfDNet.infer_stack`` is the metric contract shared with every back end: uint8
-images, focus distances in metres and the camera in, depth in metres out (see :mod:`dfdnet_core.model.canonical`
-for the canonical-depth convention).
+``DfDNet.forward`` works in network space (normalised images, canonical focus distances, canonical
+depth) and is what training and export use. ``DfDNet.infer_stack`` is the metric contract shared
+with every back end: uint8 images, focus distances in metres and the camera in, depth in metres out
+(see :mod:`dfdnet_core.model.canonical` for the canonical-depth convention).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfdnet_core.camera import CameraIntrinsics
 from dfdnet_core.errors import StackError
 from dfdnet_core.model.backbone import StackViT
-from dfdnet_core.camera import CameraIntrinsics
 from dfdnet_core.model.canonical import depth_m_from_canonical, prepare_stack
 from dfdnet_core.model.dpt import DPTHead
 from dfdnet_core.model.layers.focus_encoder import FocusDistanceEncoder
@@ -31,9 +31,9 @@ def network_input_size(
 ) -> tuple[int, int]:
     """The (rows, columns) in pixels an image is resized to inside the network.
 
-    The short side becomes ``short_side_px``, the long side ``int(long * short_side_px / short)`` (double
-    precision, truncated); a square image becomes ``short_side_px`` square. Each side is then rounded up to a
-    multiple of the patch size. Example (FOSSA, 518 / 14): 126x168 -> 518x700.
+    The short side becomes ``short_side_px``, the long side ``int(long * short_side_px / short)``
+    (double precision, truncated); a square image becomes ``short_side_px`` square. Each side is
+    then rounded up to a multiple of the patch size. Example (FOSSA, 518 / 14): 126x168 -> 518x700.
     """
     if height_px == width_px:
         rows = cols = short_side_px
@@ -48,11 +48,12 @@ def network_input_size(
 
 
 class DfDNet(nn.Module):
-    """ViT encoder with attention across the stack, collapse after block K, DPT head, softplus output.
+    """ViT encoder, attention across the stack, collapse after block K, DPT head, softplus.
 
-    Attribute names (``pretrained``, ``depth_head``) follow FOSSA's checkpoints, so ``small`` and ``base`` load
-    them strictly. Output is invariant to permuting (image, focus distance) pairs together and works for any
-    N >= 1. There is no dropout or batch norm, so train and eval mode compute the same function.
+    Attribute names (``pretrained``, ``depth_head``) follow FOSSA's checkpoints, so ``small`` and
+    ``base`` load them strictly. Output is invariant to permuting (image, focus distance) pairs
+    together and works for any N >= 1. There is no dropout or batch norm, so train and eval mode
+    compute the same function.
     """
 
     def __init__(self, config: ModelConfig | str = "tiny") -> None:
@@ -76,10 +77,16 @@ class DfDNet(nn.Module):
         return self.pretrained.patch_size_px
 
     def reset_parameters(self) -> None:
-        """Fresh-training initialisation: truncated-normal (std 0.02) linears and position table, tiny class
-        token, zero ``proj_out`` in every stack module (so each starts as the identity), unit focus scale."""
+        """Initialise for training from scratch.
+
+        Truncated-normal (std 0.02) linears and position table, tiny class token, zero ``proj_out``
+        in every stack module (so each starts as the identity), unit focus scale.
+        """
         focus_linears = {
-            id(m) for enc in self.modules() if isinstance(enc, FocusDistanceEncoder) for m in enc.modules()
+            id(m)
+            for enc in self.modules()
+            if isinstance(enc, FocusDistanceEncoder)
+            for m in enc.modules()
         }
         for module in self.modules():
             if isinstance(module, nn.Linear) and id(module) not in focus_linears:
@@ -100,7 +107,8 @@ class DfDNet(nn.Module):
 
         Args:
             images: (B, N, 3, H, W) float ImageNet-normalised RGB, N >= 1.
-            focus_canonical: (B, N) canonical focus distances (metres * W / f), same order as the images.
+            focus_canonical: (B, N) canonical focus distances (metres * W / f), same order as the
+                images.
 
         Returns:
             (B, 1, H, W) canonical depth >= 0 at the input resolution.
@@ -113,7 +121,8 @@ class DfDNet(nn.Module):
         b, n, _, height, width = images.shape
         if tuple(focus_canonical.shape) != (b, n):
             raise StackError(
-                f"focus_canonical must be (B, N) = {(b, n)!r}, got shape {tuple(focus_canonical.shape)!r}"
+                f"focus_canonical must be (B, N) = {(b, n)!r}, "
+                f"got shape {tuple(focus_canonical.shape)!r}"
             )
         cfg = self.config
         size = network_input_size(height, width, cfg.input_short_side_px, self.patch_size_px)
@@ -138,7 +147,8 @@ class DfDNet(nn.Module):
 
         Args:
             images: (N, H, W, 3) uint8 RGB, N >= 1, any order.
-            focus_distances_m: (N,) focus distance of each image in metres, same order as ``images``.
+            focus_distances_m: (N,) focus distance of each image in metres, same order as
+                ``images``.
             focal_length_px: focal length in pixels at this resolution, or
             intrinsics: the images' :class:`CameraIntrinsics` (f = max(fx, fy)); give exactly one.
 
@@ -147,13 +157,16 @@ class DfDNet(nn.Module):
 
         Raises:
             StackError: malformed images or focus distances, or intrinsics of another size.
-            ConfigError: an invalid focal length, or not exactly one of focal_length_px / intrinsics.
+            ConfigError: an invalid focal length, or not exactly one of focal_length_px /
+                intrinsics.
         """
         inputs = prepare_stack(images, focus_distances_m, focal_length_px, intrinsics)
         reference = next(self.parameters())
         with torch.inference_mode():
             x = torch.from_numpy(inputs.images).to(device=reference.device, dtype=reference.dtype)
-            fd = torch.from_numpy(inputs.focus_canonical).to(device=reference.device, dtype=reference.dtype)
+            fd = torch.from_numpy(inputs.focus_canonical).to(
+                device=reference.device, dtype=reference.dtype
+            )
             canonical = self(x, fd)[0, 0].float().cpu().numpy()
         return depth_m_from_canonical(canonical, inputs.kappa)
 

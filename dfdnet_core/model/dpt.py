@@ -14,10 +14,15 @@ class _Scratch(nn.Module):
 
     def __init__(self, out_channels: tuple[int, ...], features: int, hidden_channels: int) -> None:
         super().__init__()
-        for j, channels in enumerate(out_channels, start=1):
-            self.add_module(f"layer{j}_rn", nn.Conv2d(channels, features, 3, padding=1, bias=False))
-        for j in range(1, 5):
-            self.add_module(f"refinenet{j}", FeatureFusionBlock(features))
+        c1, c2, c3, c4 = out_channels
+        self.layer1_rn = nn.Conv2d(c1, features, kernel_size=3, padding=1, bias=False)
+        self.layer2_rn = nn.Conv2d(c2, features, kernel_size=3, padding=1, bias=False)
+        self.layer3_rn = nn.Conv2d(c3, features, kernel_size=3, padding=1, bias=False)
+        self.layer4_rn = nn.Conv2d(c4, features, kernel_size=3, padding=1, bias=False)
+        self.refinenet1 = FeatureFusionBlock(features)
+        self.refinenet2 = FeatureFusionBlock(features)
+        self.refinenet3 = FeatureFusionBlock(features)
+        self.refinenet4 = FeatureFusionBlock(features)
         self.output_conv1 = nn.Conv2d(features, features // 2, kernel_size=3, padding=1)
         self.output_conv2 = nn.Sequential(
             nn.Conv2d(features // 2, hidden_channels, kernel_size=3, padding=1),
@@ -28,13 +33,15 @@ class _Scratch(nn.Module):
 
 
 class DPTHead(nn.Module):
-    """Reassemble four token maps at 4x, 2x, 1x and 1/2x, fuse coarse to fine, predict one channel >= 0."""
+    """Reassemble four token maps at 4x, 2x, 1x, 1/2x; fuse coarse to fine; predict one channel."""
 
     def __init__(
         self, in_channels: int, features: int, out_channels: tuple[int, ...], hidden_channels: int
     ) -> None:
         super().__init__()
-        self.projects = nn.ModuleList([nn.Conv2d(in_channels, ch, kernel_size=1) for ch in out_channels])
+        self.projects = nn.ModuleList(
+            [nn.Conv2d(in_channels, ch, kernel_size=1) for ch in out_channels]
+        )
         self.resize_layers = nn.ModuleList(
             [
                 nn.ConvTranspose2d(out_channels[0], out_channels[0], kernel_size=4, stride=4),
@@ -45,7 +52,9 @@ class DPTHead(nn.Module):
         )
         self.scratch = _Scratch(out_channels, features, hidden_channels)
 
-    def forward(self, taps: list[torch.Tensor], rows: int, cols: int, patch_size_px: int) -> torch.Tensor:
+    def forward(
+        self, taps: list[torch.Tensor], rows: int, cols: int, patch_size_px: int
+    ) -> torch.Tensor:
         """Depth map from the taps.
 
         Args:
@@ -58,12 +67,16 @@ class DPTHead(nn.Module):
             (B, 1, h*p, w*p) non-negative map (softplus).
         """
         s = self.scratch
-        layers = []
-        for j, tap in enumerate(taps):
+        grids = []
+        for tap, project, resize in zip(taps, self.projects, self.resize_layers, strict=True):
             grid = tap.transpose(1, 2).reshape(tap.shape[0], tap.shape[2], rows, cols)
-            grid = self.resize_layers[j](self.projects[j](grid))
-            layers.append(getattr(s, f"layer{j + 1}_rn")(grid))
-        l1, l2, l3, l4 = layers
+            grids.append(resize(project(grid)))
+        l1, l2, l3, l4 = (
+            s.layer1_rn(grids[0]),
+            s.layer2_rn(grids[1]),
+            s.layer3_rn(grids[2]),
+            s.layer4_rn(grids[3]),
+        )
         path = s.refinenet4(l4, None, size=tuple(l3.shape[2:]))
         path = s.refinenet3(path, l3, size=tuple(l2.shape[2:]))
         path = s.refinenet2(path, l2, size=tuple(l1.shape[2:]))
@@ -71,4 +84,5 @@ class DPTHead(nn.Module):
         out = s.output_conv1(path)
         size = (rows * patch_size_px, cols * patch_size_px)
         out = F.interpolate(out, size=size, mode="bilinear", align_corners=True)
-        return s.output_conv2(out)
+        depth: torch.Tensor = s.output_conv2(out)
+        return depth

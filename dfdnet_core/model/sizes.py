@@ -1,7 +1,8 @@
 """The one model-size table of DfDNet.
 
-``tiny`` is ours (trains and runs on a CPU); ``small`` and ``base`` have the shapes of FOSSA's released ViT-S and
-ViT-B checkpoints, so those load strictly. Everything else (CLI, export, nodes, docs) imports this table.
+``tiny`` is ours (trains and runs on a CPU); ``small`` and ``base`` have the shapes of FOSSA's
+released ViT-S and ViT-B checkpoints, so those load strictly. Everything else (CLI, export, nodes,
+docs) imports this table.
 """
 
 from __future__ import annotations
@@ -27,17 +28,19 @@ class ModelConfig:
         num_heads: ViT attention heads (C must divide evenly).
         mlp_ratio: ViT MLP hidden width / C.
         patch_size_px: patch side in pixels.
-        input_short_side_px: the short image side the network resizes to, in pixels; the learned position table
-            is a square grid of ``input_short_side_px / patch_size_px`` patches.
+        input_short_side_px: the short image side the network resizes to, in pixels; the learned
+            position table is a square grid of ``input_short_side_px / patch_size_px`` patches.
         layer_scale_init: initial value of the LayerScale vectors (only for freshly built models).
-        num_layers_until_collapse: K. A stack-attention module follows each of blocks 0..K-1, blocks 0..K run on
-            every image, the streams are collapsed after block K, blocks K+1.. run once per stack.
+        num_layers_until_collapse: K. A stack-attention module follows each of blocks 0..K-1, blocks
+            0..K run on every image, the streams are collapsed after block K, blocks K+1.. run once
+            per stack.
         collapse: ``"mean"`` (FOSSA) or ``"max"`` over the images of the stack.
         stack_num_heads: heads of the attention across the stack.
         stack_norm_groups: GroupNorm groups at the entry of each stack-attention module.
         stack_attention_layers: attention sub-blocks per stack-attention module.
         focus_hidden_ratio: hidden width / C of the focus-distance embedding MLP.
-        stack_ff_ratio: hidden width / C of the gated (GEGLU) feed-forward of the stack-attention module.
+        stack_ff_ratio: hidden width / C of the gated (GEGLU) feed-forward of the stack-attention
+            module.
         dpt_layers: the four ViT blocks whose outputs feed the DPT head, increasing.
         dpt_features: DPT fusion width F (even).
         dpt_out_channels: DPT projection widths of the four taps.
@@ -69,9 +72,9 @@ class ModelConfig:
         object.__setattr__(self, "dpt_layers", tuple(self.dpt_layers))
         object.__setattr__(self, "dpt_out_channels", tuple(self.dpt_out_channels))
         positive_ints = (
-            "embed_dim", "depth", "num_heads", "patch_size_px", "input_short_side_px", "stack_num_heads",
-            "stack_norm_groups", "stack_attention_layers", "focus_hidden_ratio", "stack_ff_ratio",
-            "dpt_features", "dpt_head_hidden_channels",
+            "embed_dim", "depth", "num_heads", "patch_size_px", "input_short_side_px",
+            "stack_num_heads", "stack_norm_groups", "stack_attention_layers", "focus_hidden_ratio",
+            "stack_ff_ratio", "dpt_features", "dpt_head_hidden_channels",
         )  # fmt: skip
         for name in positive_ints:
             value = getattr(self, name)
@@ -85,21 +88,25 @@ class ModelConfig:
         for name in ("num_heads", "stack_num_heads", "stack_norm_groups"):
             if c % getattr(self, name):
                 raise ConfigError(
-                    f"model config embed_dim={c!r} is not divisible by {name}={getattr(self, name)!r}"
+                    f"model config embed_dim={c!r} is not divisible by "
+                    f"{name}={getattr(self, name)!r}"
                 )
         if self.input_short_side_px % self.patch_size_px:
             raise ConfigError(
-                f"model config input_short_side_px={self.input_short_side_px!r} is not a multiple of "
+                "model config input_short_side_px="
+                f"{self.input_short_side_px!r} is not a multiple of "
                 f"patch_size_px={self.patch_size_px!r}"
             )
         k = self.num_layers_until_collapse
         if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < self.depth:
             raise ConfigError(
-                f"model config num_layers_until_collapse must be an integer in [0, depth-1={self.depth - 1}],"
-                f" got {k!r}"
+                "model config num_layers_until_collapse must be an integer in "
+                f"[0, depth-1={self.depth - 1}], got {k!r}"
             )
         if self.collapse not in COLLAPSE_MODES:
-            raise ConfigError(f"model config collapse must be one of {COLLAPSE_MODES}, got {self.collapse!r}")
+            raise ConfigError(
+                f"model config collapse must be one of {COLLAPSE_MODES}, got {self.collapse!r}"
+            )
         layers = self.dpt_layers
         if (
             len(layers) != 4
@@ -107,12 +114,14 @@ class ModelConfig:
             or list(layers) != sorted(set(layers))
         ):
             raise ConfigError(
-                f"model config dpt_layers must be 4 increasing block indices in [0, {self.depth - 1}], "
-                f"got {layers!r}"
+                "model config dpt_layers must be 4 increasing block indices in "
+                f"[0, {self.depth - 1}], got {layers!r}"
             )
         channels = self.dpt_out_channels
         if len(channels) != 4 or any(not isinstance(v, int) or v <= 0 for v in channels):
-            raise ConfigError(f"model config dpt_out_channels must be 4 positive integers, got {channels!r}")
+            raise ConfigError(
+                f"model config dpt_out_channels must be 4 positive integers, got {channels!r}"
+            )
         if self.dpt_features % 2:
             raise ConfigError(f"model config dpt_features must be even, got {self.dpt_features!r}")
 
@@ -134,12 +143,15 @@ class ModelConfig:
             source: where the values came from (file name), quoted in errors.
 
         Raises:
-            ConfigError: a key is not a field, a field without default is missing, or a value is invalid.
+            ConfigError: a key is not a field, a field without default is missing, or a value is
+                invalid.
         """
         known = {f.name for f in dataclasses.fields(cls)}
         for key in values:
             if key not in known:
-                raise ConfigError(f"unknown model config key {key!r} in {source}; known keys: {sorted(known)}")
+                raise ConfigError(
+                    f"unknown model config key {key!r} in {source}; known keys: {sorted(known)}"
+                )
         try:
             return cls(**dict(values))
         except TypeError as exc:
@@ -151,7 +163,7 @@ def _jsonable(value: Any) -> Any:
 
 
 SIZES: dict[str, ModelConfig] = {
-    # Ours: ~5 M parameters; works at a 224 px short side so that a 5 x 256x320 stack runs on 2 CPU threads.
+    # Ours: ~4.5 M parameters; a 224 px short side, so a 5 x 256x320 stack runs on 2 CPU threads.
     "tiny": ModelConfig(
         embed_dim=192,
         depth=6,
@@ -180,7 +192,7 @@ SIZES: dict[str, ModelConfig] = {
         dpt_out_channels=(96, 192, 384, 768),
     ),
 }
-"""Size name -> config. ``small``/``base`` match FOSSA's ``vits``/``vitb`` checkpoints key for key."""
+"""Size name -> config. ``small``/``base`` match FOSSA's ``vits``/``vitb`` checkpoints exactly."""
 
 
 def config_for_size(name: str) -> ModelConfig:

@@ -1,11 +1,12 @@
 """Attention across the images of a focal stack (FOSSA's "motion module" layout).
 
-At every patch position the N tokens of the N images form one sequence; each image's focus-distance embedding is
-added before q, k and v are formed. There is no positional or index encoding over the stack, so the module is
-permutation-equivariant over (image, focus distance) pairs and works for any N >= 1.
+At every patch position the N tokens of the N images form one sequence; each image's focus-distance
+embedding is added before q, k and v are formed. There is no positional or index encoding over the
+stack, so the module is permutation-equivariant over (image, focus distance) pairs and works for any
+N >= 1.
 
-Token layout used throughout: (B*N, L, C) with the images of one stack in consecutive rows (row b*N + n) and L patch
-tokens per image (no class token).
+Token layout used throughout: (B*N, L, C) with the images of one stack in consecutive rows
+(row b*N + n) and L patch tokens per image (no class token).
 """
 
 from __future__ import annotations
@@ -53,9 +54,15 @@ class StackAttention(nn.Module):
         def split(t: torch.Tensor) -> torch.Tensor:
             return t.reshape(b * length, n, heads, head_dim).transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(split(self.to_q(z)), split(self.to_k(z)), split(self.to_v(z)))
+        out = F.scaled_dot_product_attention(
+            split(self.to_q(z)), split(self.to_k(z)), split(self.to_v(z))
+        )
         # (B*L, heads, N, d) -> (B, N, L, heads, d) -> (B*N, L, C)
-        out = out.reshape(b, length, heads, n, head_dim).permute(0, 3, 1, 2, 4).reshape(b * n, length, c)
+        out = (
+            out.reshape(b, length, heads, n, head_dim)
+            .permute(0, 3, 1, 2, 4)
+            .reshape(b * n, length, c)
+        )
         for layer in self.to_out:
             out = layer(out)
         return out
@@ -65,7 +72,12 @@ class StackTransformerBlock(nn.Module):
     """Pre-norm stack-attention sub-blocks, then a pre-norm gated feed-forward, all residual."""
 
     def __init__(
-        self, dim: int, num_heads: int, attention_layers: int, focus_hidden_dim: int, ff_hidden_dim: int
+        self,
+        dim: int,
+        num_heads: int,
+        attention_layers: int,
+        focus_hidden_dim: int,
+        ff_hidden_dim: int,
     ) -> None:
         super().__init__()
         self.attention_blocks = nn.ModuleList(
@@ -78,7 +90,8 @@ class StackTransformerBlock(nn.Module):
     def forward(self, tokens: torch.Tensor, focus_canonical: torch.Tensor) -> torch.Tensor:
         for attention, norm in zip(self.attention_blocks, self.norms, strict=True):
             tokens = tokens + attention(norm(tokens), focus_canonical)
-        return tokens + self.ff(self.ff_norm(tokens))
+        update: torch.Tensor = self.ff(self.ff_norm(tokens))
+        return tokens + update
 
 
 class StackTransformer(nn.Module):
@@ -97,7 +110,11 @@ class StackTransformer(nn.Module):
         self.norm = nn.GroupNorm(norm_groups, dim, eps=STACK_NORM_EPS, affine=True)
         self.proj_in = nn.Linear(dim, dim)
         self.transformer_blocks = nn.ModuleList(
-            [StackTransformerBlock(dim, num_heads, attention_layers, focus_hidden_dim, ff_hidden_dim)]
+            [
+                StackTransformerBlock(
+                    dim, num_heads, attention_layers, focus_hidden_dim, ff_hidden_dim
+                )
+            ]
         )
         self.proj_out = nn.Linear(dim, dim)
 
@@ -107,12 +124,15 @@ class StackTransformer(nn.Module):
         hidden = self.proj_in(hidden)
         for block in self.transformer_blocks:
             hidden = block(hidden, focus_canonical)
-        return self.proj_out(hidden) + patches
+        out: torch.Tensor = self.proj_out(hidden)
+        return out + patches
 
 
 class StackAttentionModule(nn.Module):
-    """Wraps :class:`StackTransformer` for a ViT stream: the class token skips it (key prefix
-    ``temporal_transformer`` as in FOSSA's checkpoints)."""
+    """Wraps :class:`StackTransformer` for a ViT stream; the class token skips it.
+
+    The attribute is called ``temporal_transformer`` as in FOSSA's checkpoints.
+    """
 
     def __init__(
         self,

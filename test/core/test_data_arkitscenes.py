@@ -17,7 +17,10 @@ def _video(root: Path, depth_mm: np.ndarray, pincam_stamp: str = "305.245") -> P
     for folder in ("lowres_wide", "lowres_depth", "lowres_wide_intrinsics"):
         (video / folder).mkdir(parents=True, exist_ok=True)
     h, w = depth_mm.shape
-    cv2.imwrite(str(video / "lowres_wide" / "41069021_305.244.png"), np.full((h, w, 3), (0, 0, 255), np.uint8))
+    cv2.imwrite(
+        str(video / "lowres_wide" / "41069021_305.244.png"),
+        np.full((h, w, 3), (0, 0, 255), np.uint8),
+    )
     cv2.imwrite(str(video / "lowres_depth" / "41069021_305.244.png"), depth_mm)
     # The raw release's .pincam stems can be 1 ms off the frame's; width height fx fy cx cy.
     (video / "lowres_wide_intrinsics" / f"41069021_{pincam_stamp}.pincam").write_text(
@@ -54,7 +57,9 @@ def test_arkitscenes_raises_on_depth_without_colour(tmp_path: Path) -> None:
 
 def test_arkitscenes_raises_on_8_bit_depth(tmp_path: Path) -> None:
     video = _video(tmp_path, np.full((12, 16), 1000, np.uint16))
-    cv2.imwrite(str(video / "lowres_depth" / "41069021_305.244.png"), np.full((12, 16), 7, np.uint8))
+    cv2.imwrite(
+        str(video / "lowres_depth" / "41069021_305.244.png"), np.full((12, 16), 7, np.uint8)
+    )
     with pytest.raises(DataError, match="is uint8 with 1 channel\\(s\\), expected uint16"):
         open_dataset("arkitscenes", tmp_path)[0]
 

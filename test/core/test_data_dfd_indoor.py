@@ -63,7 +63,7 @@ def test_dfd_indoor_capture_time_has_microseconds() -> None:
 def test_dfd_indoor_raises_on_unpaired_image_unless_told_to_skip(tmp_path: Path) -> None:
     rgb_times = ["2018-04-26T17:00:00.000000", "2018-04-26T17:00:10.000000"]
     folder = _variant(tmp_path, "N8", rgb_times, {"2018-04-26T17:00:09.800000": 1})
-    with pytest.raises(DataError, match="has no depth within 0.5 s .* 9.800 s away"):
+    with pytest.raises(DataError, match=r"has no depth within 0\.5 s .* 9\.800 s away"):
         open_dataset("dfd_indoor", folder)
     ds = open_dataset("dfd_indoor", folder, on_unpaired="skip")
     assert [s.name for s in ds] == rgb_times[1:]
@@ -95,5 +95,5 @@ def test_dfd_indoor_raises_on_depth_of_other_size(tmp_path: Path) -> None:
 
 def test_dfd_indoor_raises_on_name_that_is_not_a_time(tmp_path: Path) -> None:
     folder = _variant(tmp_path, "N8", ["IMG_0001"], {"2018-04-26T17:00:00.000000": 1})
-    with pytest.raises(DataError, match="'IMG_0001.JPG' is not an ISO capture time"):
+    with pytest.raises(DataError, match=r"'IMG_0001\.JPG' is not an ISO capture time"):
         open_dataset("dfd_indoor", folder)

@@ -1,4 +1,4 @@
-"""Focal-stack folders: phone file names, focus_distances.txt/.yaml, Mobile Depth files, downscaling."""
+"""Focal-stack folders: phone names, focus_distances.txt/.yaml, Mobile Depth, downscaling."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_max_side_px_downscales_on_load(tmp_path: Path) -> None:
 
 def test_raises_without_focus_source(tmp_path: Path) -> None:
     _images(tmp_path, ["left.png", "right.png"])
-    with pytest.raises(DataError, match="no focus distance for .*left.png"):
+    with pytest.raises(DataError, match=r"no focus distance for .*left\.png"):
         open_dataset("focal_stack_folder", tmp_path)
 
 
@@ -90,7 +90,7 @@ def test_raises_on_zero_focus_from_file_name(tmp_path: Path) -> None:
 def test_raises_on_images_of_different_size(tmp_path: Path) -> None:
     _images(tmp_path, ["a_1.png"])
     _images(tmp_path, ["b_2.png"], h=31)
-    with pytest.raises(DataError, match="is 40x31 px but .* is 40x30 px"):
+    with pytest.raises(DataError, match=r"is 40x31 px but .* is 40x30 px"):
         open_dataset("focal_stack_folder", tmp_path)[0]
 
 

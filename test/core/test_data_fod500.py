@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -85,3 +86,13 @@ def test_fod500_raises_on_depth_of_other_size(tmp_path: Path) -> None:
 def test_fod500_rejects_non_positive_focus_option(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="must be positive metres"):
         open_dataset("fod500", tmp_path, focus_distances_m=[0.1, 0.0])
+
+
+def test_fod500_names_the_missing_openexr_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _scene(tmp_path, 0)
+    (tmp_path / "000000Dpt.exr").write_bytes(b"v/1\x01")
+    monkeypatch.setitem(sys.modules, "OpenEXR", None)  # import OpenEXR -> ImportError
+    with pytest.raises(DataError, match=r"needs the 'openexr' package \(pip install openexr\)"):
+        open_dataset("fod500", tmp_path)[0]

@@ -20,7 +20,9 @@ def _write(path: Path, array: np.ndarray) -> None:
         f.create_dataset("dataset", data=array)
 
 
-def _frame(root: Path, color: np.ndarray, distance: np.ndarray, entity: np.ndarray | None = None) -> Path:
+def _frame(
+    root: Path, color: np.ndarray, distance: np.ndarray, entity: np.ndarray | None = None
+) -> Path:
     images = root / "ai_001_001" / "images"
     _write(images / "scene_cam_00_final_hdf5" / "frame.0000.color.hdf5", color)
     _write(images / "scene_cam_00_geometry_hdf5" / "frame.0000.depth_meters.hdf5", distance)

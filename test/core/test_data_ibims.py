@@ -25,8 +25,14 @@ def _mat(folder: Path, name: str, **override: np.ndarray) -> Path:
     mask_invalid[1, 1] = 0  # invalid
     mask_transp = np.ones((h, w), np.uint8)
     mask_transp[2, 2] = 0  # glass
-    data = {"rgb": rgb, "depth": depth, "mask_invalid": mask_invalid, "mask_transp": mask_transp,
-            "edges": np.zeros((h, w), np.uint8), "calib": CALIB}
+    data = {
+        "rgb": rgb,
+        "depth": depth,
+        "mask_invalid": mask_invalid,
+        "mask_transp": mask_transp,
+        "edges": np.zeros((h, w), np.uint8),
+        "calib": CALIB,
+    }
     data.update(override)
     path = folder / f"{name}.mat"
     savemat(path, {"data": data})
@@ -39,11 +45,20 @@ def test_ibims_reads_depth_masks_and_calibration(tmp_path: Path) -> None:
     sample = open_dataset("ibims1", tmp_path)[0]
     assert sample.name == "corridor_01"
     assert sample.depth_m[3, 3] == pytest.approx(3.5)
-    assert np.isnan(sample.depth_m[0, 0]) and np.isnan(sample.depth_m[1, 1]) and np.isnan(sample.depth_m[2, 2])
+    assert (
+        np.isnan(sample.depth_m[0, 0])
+        and np.isnan(sample.depth_m[1, 1])
+        and np.isnan(sample.depth_m[2, 2])
+    )
     assert np.isfinite(sample.depth_m).sum() == 6 * 8 - 3
     assert sample.rgb[0, 0].tolist() == [200, 0, 0]
     k = sample.intrinsics
-    assert k is not None and (k.fx_px, k.fy_px, k.cx_px, k.cy_px) == (559.62, 558.41, 361.87, 241.38)
+    assert k is not None and (k.fx_px, k.fy_px, k.cx_px, k.cy_px) == (
+        559.62,
+        558.41,
+        361.87,
+        241.38,
+    )
 
 
 def test_ibims_can_keep_masked_pixels(tmp_path: Path) -> None:
@@ -55,7 +70,7 @@ def test_ibims_can_keep_masked_pixels(tmp_path: Path) -> None:
 def test_ibims_raises_on_listed_but_missing_file(tmp_path: Path) -> None:
     _mat(tmp_path / "ibims1_core_mat", "a")
     (tmp_path / "imagelist.txt").write_text("a\nb\n")
-    with pytest.raises(DataError, match="missing iBims-1 .mat file"):
+    with pytest.raises(DataError, match=r"missing iBims-1 \.mat file"):
         open_dataset("ibims1", tmp_path)
 
 

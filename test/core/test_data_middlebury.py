@@ -64,7 +64,8 @@ def _scene(folder: Path, disparity: np.ndarray, calib: str | None = None) -> Non
     folder.mkdir(parents=True, exist_ok=True)
     h, w = disparity.shape
     calib = calib or (
-        f"cam0=[{F_PX} 0 {CX}; 0 {F_PX} {CY}; 0 0 1]\ncam1=[{F_PX} 0 {CX + DOFFS}; 0 {F_PX} {CY}; 0 0 1]\n"
+        f"cam0=[{F_PX} 0 {CX}; 0 {F_PX} {CY}; 0 0 1]\n"
+        f"cam1=[{F_PX} 0 {CX + DOFFS}; 0 {F_PX} {CY}; 0 0 1]\n"
         f"doffs={DOFFS}\nbaseline={BASELINE_MM}\nwidth={w}\nheight={h}\nndisp=70\n"
     )
     (folder / "calib.txt").write_text(calib)
@@ -110,7 +111,11 @@ def test_middlebury_raises_on_disparity_of_other_size(tmp_path: Path) -> None:
 
 
 def test_middlebury_raises_on_calib_without_baseline(tmp_path: Path) -> None:
-    _scene(tmp_path / "s", np.full((4, 5), 40.0, np.float32), calib="cam0=[1 0 1; 0 1 1; 0 0 1]\ndoffs=0\n")
+    _scene(
+        tmp_path / "s",
+        np.full((4, 5), 40.0, np.float32),
+        calib="cam0=[1 0 1; 0 1 1; 0 0 1]\ndoffs=0\n",
+    )
     with pytest.raises(DataError, match="has no number 'baseline'"):
         open_dataset("middlebury2014", tmp_path / "s")[0]
 

@@ -14,7 +14,7 @@ from dfdnet_core.errors import DataError
 
 
 def _labeled(path: Path, rgb_hwc: list[np.ndarray], depth_hw: list[np.ndarray]) -> None:
-    """Write arrays the way MATLAB v7.3 stores an H x W x 3 x N image array: HDF5 sees (N, 3, W, H)."""
+    """Write arrays as MATLAB v7.3 stores H x W x 3 x N images: HDF5 sees (N, 3, W, H)."""
     images = np.stack([img.transpose(2, 1, 0) for img in rgb_hwc])
     depths = np.stack([d.T for d in depth_hw])
     with h5py.File(path, "w") as f:
@@ -56,19 +56,23 @@ def test_nyuv2_eval_crop_and_shifted_intrinsics(tmp_path: Path) -> None:
 def test_nyuv2_test_split_uses_one_based_indices(tmp_path: Path) -> None:
     rgb, depth = _scene(4, 6)
     _labeled(tmp_path / "nyu_depth_v2_labeled.mat", [rgb] * 3, [depth, depth + 1, depth + 2])
-    savemat(tmp_path / "splits.mat", {"trainNdxs": np.array([[1], [2]]), "testNdxs": np.array([[3]])})
+    savemat(
+        tmp_path / "splits.mat", {"trainNdxs": np.array([[1], [2]]), "testNdxs": np.array([[3]])}
+    )
     ds = open_dataset("nyuv2", tmp_path, split="test")
     assert len(ds) == 1 and ds[0].depth_m[0, 0] == pytest.approx(depth[0, 0] + 2)
 
 
 def test_nyuv2_raises_on_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="missing NYUv2 labelled .mat"):
+    with pytest.raises(DataError, match=r"missing NYUv2 labelled \.mat"):
         open_dataset("nyuv2", tmp_path)
 
 
 def test_nyuv2_raises_on_untransposed_layout(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "nyu_depth_v2_labeled.mat", "w") as f:
-        f.create_dataset("images", data=np.zeros((1, 4, 6, 3), np.uint8))  # (N, H, W, 3): not MATLAB's
+        f.create_dataset(
+            "images", data=np.zeros((1, 4, 6, 3), np.uint8)
+        )  # (N, H, W, 3): not MATLAB's
         f.create_dataset("depths", data=np.zeros((1, 6, 4), np.float32))
     with pytest.raises(DataError, match=r"expected \(N, 3, W, H\) uint8"):
         open_dataset("nyuv2", tmp_path)
@@ -86,5 +90,5 @@ def test_nyuv2_raises_on_truncated_file(tmp_path: Path) -> None:
 def test_nyuv2_raises_on_missing_splits(tmp_path: Path) -> None:
     rgb, depth = _scene(4, 6)
     _labeled(tmp_path / "nyu_depth_v2_labeled.mat", [rgb], [depth])
-    with pytest.raises(DataError, match="missing NYUv2 splits.mat"):
+    with pytest.raises(DataError, match=r"missing NYUv2 splits\.mat"):
         open_dataset("nyuv2", tmp_path, split="train")

@@ -110,7 +110,9 @@ def test_open_dataset_rejects_unknown_name_quoting_it(tmp_path: Path) -> None:
 
 
 def test_open_dataset_rejects_unknown_option_quoting_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['max_side'\] for data set 'zedd'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown option\(s\) \['max_side'\] for data set 'zedd'"
+    ):
         open_dataset("zedd", tmp_path, max_side=3)
 
 
@@ -121,8 +123,18 @@ def test_open_dataset_raises_on_missing_root(tmp_path: Path) -> None:
 
 def test_registry_lists_every_family_with_a_kind() -> None:
     expected = {
-        "hypersim", "arkitscenes", "tartanair", "ibims1", "nyuv2", "dfd_indoor", "middlebury2014",
-        "ddff12", "fod500", "zedd", "focal_stack_folder", "mobile_depth",
+        "hypersim",
+        "arkitscenes",
+        "tartanair",
+        "ibims1",
+        "nyuv2",
+        "dfd_indoor",
+        "middlebury2014",
+        "ddff12",
+        "fod500",
+        "zedd",
+        "focal_stack_folder",
+        "mobile_depth",
     }
     assert set(DATASETS) == expected
     assert all(cls.kind in ("rgbd", "stack") for cls in DATASETS.values())
@@ -145,7 +157,9 @@ def test_read_rgb_returns_rgb_order(tmp_path: Path) -> None:
 
 
 def test_read_rgb_raises_on_truncated_jpeg(tmp_path: Path) -> None:
-    ok, data = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
+    ok, data = cv2.imencode(
+        ".jpg", np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)
+    )
     assert ok
     (tmp_path / "a.jpg").write_bytes(data.tobytes()[: len(data) // 2])
     with pytest.raises(DataError, match="truncated JPEG"):

@@ -16,7 +16,9 @@ def _trajectory(root: Path, depth: np.ndarray, h: int = 480, w: int = 640) -> Pa
     traj = root / "abandonedfactory" / "Easy" / "P000"
     (traj / "image_left").mkdir(parents=True)
     (traj / "depth_left").mkdir()
-    cv2.imwrite(str(traj / "image_left" / "000000_left.png"), np.full((h, w, 3), (255, 0, 0), np.uint8))
+    cv2.imwrite(
+        str(traj / "image_left" / "000000_left.png"), np.full((h, w, 3), (255, 0, 0), np.uint8)
+    )
     np.save(traj / "depth_left" / "000000_left_depth.npy", depth)
     return traj
 
@@ -60,5 +62,5 @@ def test_tartanair_raises_on_truncated_npy(tmp_path: Path) -> None:
     traj = _trajectory(tmp_path, np.ones((48, 64), np.float32), 48, 64)
     path = traj / "depth_left" / "000000_left_depth.npy"
     path.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(DataError, match="is not a readable .npy array"):
+    with pytest.raises(DataError, match=r"is not a readable \.npy array"):
         open_dataset("tartanair", tmp_path)[0]

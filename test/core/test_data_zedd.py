@@ -15,9 +15,13 @@ FOCUS = {1: 0.61, 2: 0.7, 3: 0.82, 4: 1.0, 5: 1.25, 6: 1.6, 7: 2.2, 8: 3.3, 9: 6
 HEX = {k: f"{1000 + 137 * k:04x}" for k in FOCUS}
 
 
-def _zedd(root: Path, image_hw: tuple[int, int] = (12, 16), depth_hw: tuple[int, int] = (12, 16)) -> Path:
+def _zedd(
+    root: Path, image_hw: tuple[int, int] = (12, 16), depth_hw: tuple[int, int] = (12, 16)
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    lines = ["# run_id\thex_code\tfocus_distance"] + [f"run_{k}\t{HEX[k]}\t{FOCUS[k]}" for k in FOCUS]
+    lines = ["# run_id\thex_code\tfocus_distance"] + [
+        f"run_{k}\t{HEX[k]}\t{FOCUS[k]}" for k in FOCUS
+    ]
     (root / "metadata.txt").write_text("\n".join(lines) + "\n")
     scene = root / "val" / "scene_000"
     (scene / "focus_stack").mkdir(parents=True)
@@ -25,11 +29,18 @@ def _zedd(root: Path, image_hw: tuple[int, int] = (12, 16), depth_hw: tuple[int,
     h, w = image_hw
     for k in FOCUS:
         img = np.full((h, w, 3), 20 * k, np.uint8)
-        cv2.imwrite(str(scene / "focus_stack" / f"img_run_{k}_motor_{HEX[k]}_aperture_F2.8.jpg"), img)
-    cv2.imwrite(str(scene / "focus_stack" / f"img_run_5_motor_{HEX[5]}_aperture_F16.0.jpg"),
-                np.full((h, w, 3), 7, np.uint8))
+        cv2.imwrite(
+            str(scene / "focus_stack" / f"img_run_{k}_motor_{HEX[k]}_aperture_F2.8.jpg"), img
+        )
+    cv2.imwrite(
+        str(scene / "focus_stack" / f"img_run_5_motor_{HEX[5]}_aperture_F16.0.jpg"),
+        np.full((h, w, 3), 7, np.uint8),
+    )
     dh, dw = depth_hw
-    np.savetxt(scene / "gt" / "K.txt", np.array([[20.0, 0, (dw - 1) / 2], [0, 20.0, (dh - 1) / 2], [0, 0, 1]]))
+    np.savetxt(
+        scene / "gt" / "K.txt",
+        np.array([[20.0, 0, (dw - 1) / 2], [0, 20.0, (dh - 1) / 2], [0, 0, 1]]),
+    )
     depth = np.full((dh, dw), 1.75, np.float32)
     depth[0, 0] = 0.0
     depth[0, 1] = 5000.0  # beyond the 1000 m validity bound
@@ -42,7 +53,9 @@ def test_zedd_stack_uses_runs_1_3_5_7_9_with_metadata_focus(tmp_path: Path) -> N
     sample = open_dataset("zedd", tmp_path)[0]
     assert sample.name == "val/scene_000"
     assert sample.focus_distances_m.tolist() == [0.61, 0.82, 1.25, 2.2, 6.0]
-    assert np.abs(sample.images[:, 5, 5, 0].astype(int) - [20, 60, 100, 140, 180]).max() <= 2  # JPEG
+    assert (
+        np.abs(sample.images[:, 5, 5, 0].astype(int) - [20, 60, 100, 140, 180]).max() <= 2
+    )  # JPEG
     assert sample.all_in_focus is not None and abs(int(sample.all_in_focus[5, 5, 0]) - 7) <= 2
     assert sample.depth_m is not None and sample.depth_m[5, 5] == pytest.approx(1.75)
     assert np.isnan(sample.depth_m[0, 0]) and np.isnan(sample.depth_m[0, 1])
@@ -55,7 +68,9 @@ def test_zedd_resizes_images_to_the_ground_truth_resolution(tmp_path: Path) -> N
     _zedd(tmp_path, image_hw=(24, 32), depth_hw=(12, 16))
     sample = open_dataset("zedd", tmp_path, runs=[1, 9])[0]
     assert sample.images.shape == (2, 12, 16, 3)
-    assert sample.intrinsics is not None and sample.intrinsics.fx_px == 20.0  # K belongs to the depth
+    assert (
+        sample.intrinsics is not None and sample.intrinsics.fx_px == 20.0
+    )  # K belongs to the depth
 
 
 def test_zedd_max_side_scales_images_depth_and_intrinsics(tmp_path: Path) -> None:

@@ -1,10 +1,15 @@
-"""Behaviour of DfDNet: stack-size freedom, permutation invariance, canonical depth, size table, config checks."""
+"""DfDNet behaviour: any N, permutation invariance, canonical depth, size table, config checks."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +17,14 @@ import torch
 
 from dfdnet_core.camera import CameraIntrinsics
 from dfdnet_core.errors import ConfigError, StackError
-from dfdnet_core.model import SIZES, DfDNet, ModelConfig, config_for_size, count_parameters, network_input_size
+from dfdnet_core.model import (
+    SIZES,
+    DfDNet,
+    ModelConfig,
+    config_for_size,
+    count_parameters,
+    network_input_size,
+)
 from dfdnet_core.model.canonical import canonical_scale, prepare_stack
 
 MICRO = ModelConfig(
@@ -42,7 +54,7 @@ def _two_threads() -> Iterator[None]:
 
 
 def randomised(config: ModelConfig | str, seed: int = 0) -> DfDNet:
-    """A model whose every parameter is random (so the zero-initialised stack modules are active too)."""
+    """Build a model whose every parameter is random (so the stack modules are active too)."""
     torch.manual_seed(seed)
     model = DfDNet(config).eval()
     with torch.no_grad():
@@ -57,7 +69,9 @@ def randomised(config: ModelConfig | str, seed: int = 0) -> DfDNet:
     return model
 
 
-def random_stack(n: int, height: int, width: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def random_stack(
+    n: int, height: int, width: int, seed: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     images = torch.randn((1, n, 3, height, width), generator=g)
     focus = 0.3 + 3.0 * torch.rand((1, n), generator=g)
@@ -99,7 +113,9 @@ def test_tiny_output_is_invariant_to_stack_order_but_not_to_focus_pairing(tiny: 
         permuted = tiny(images[:, order], focus[:, order])
         focus_only = tiny(images, focus[:, order])
     assert (permuted - reference).abs().max() <= 1e-5
-    assert (focus_only - reference).abs().max() > 1e-2  # the focus distances are used, paired with frames
+    assert (
+        focus_only - reference
+    ).abs().max() > 1e-2  # the focus distances are used, paired with frames
 
 
 def test_batch_of_stacks_equals_stacks_one_at_a_time(micro: DfDNet) -> None:
@@ -152,7 +168,9 @@ def test_single_image_stack_runs_through_stack_attention(micro: DfDNet) -> None:
         ((480, 640), 224, (224, 308)),  # 298.67 -> 298 -> next multiple of 14
     ],
 )
-def test_network_input_size(size: tuple[int, int], short_side: int, expected: tuple[int, int]) -> None:
+def test_network_input_size(
+    size: tuple[int, int], short_side: int, expected: tuple[int, int]
+) -> None:
     assert network_input_size(*size, short_side, 14) == expected
 
 
@@ -172,7 +190,7 @@ def _cubic_weights(t: float, a: float = -0.75) -> list[float]:
 
 
 def _bicubic_axis_matrix(in_size: int, scale: float) -> np.ndarray:
-    """Resampling matrix (out, in): source = (dst + 0.5) / scale - 0.5, clamped borders, A = -0.75."""
+    """Resampling matrix (out, in): src = (dst + 0.5) / scale - 0.5, clamped borders, A = -0.75."""
     out_size = math.floor(in_size * scale)
     matrix = np.zeros((out_size, in_size))
     for dst in range(out_size):
@@ -184,7 +202,9 @@ def _bicubic_axis_matrix(in_size: int, scale: float) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("rows", "cols"), [(16, 20), (12, 16), (20, 16)])
-def test_position_table_interpolation_matches_scale_factor_bicubic(tiny: DfDNet, rows: int, cols: int) -> None:
+def test_position_table_interpolation_matches_scale_factor_bicubic(
+    tiny: DfDNet, rows: int, cols: int
+) -> None:
     vit = tiny.pretrained
     grid = SIZES["tiny"].pos_grid_size
     table = vit.pos_embed.detach().numpy()[0]
@@ -216,7 +236,7 @@ def test_infer_stack_feeds_canonical_focus_and_divides_depth_by_kappa(micro: DfD
 
 
 def test_infer_stack_depth_scales_with_focus_distances_and_focal_length(micro: DfDNet) -> None:
-    """Canonical inputs are unchanged when focus distances and f scale alike, so metric depth scales too."""
+    """Scaling focus distances and f alike keeps canonical inputs, so metric depth scales too."""
     rng = np.random.default_rng(8)
     images = rng.integers(0, 256, size=(4, 30, 40, 3), dtype=np.uint8)
     focus_m = np.array([0.6, 1.2, 2.4, 4.8])
@@ -248,12 +268,36 @@ GOOD_IMAGES = np.zeros((2, 8, 8, 3), np.uint8)
 @pytest.mark.parametrize(
     ("images", "focus_m", "camera", "error", "match"),
     [
-        (np.zeros((2, 8, 8, 3), np.float32), [1.0, 2.0], {"focal_length_px": 9.0}, StackError, "uint8 RGB, got dtype float32"),
-        (np.zeros((2, 8, 8), np.uint8), [1.0, 2.0], {"focal_length_px": 9.0}, StackError, r"\(N, H, W, 3\).*\(2, 8, 8\)"),
+        (
+            np.zeros((2, 8, 8, 3), np.float32),
+            [1.0, 2.0],
+            {"focal_length_px": 9.0},
+            StackError,
+            "uint8 RGB, got dtype float32",
+        ),
+        (
+            np.zeros((2, 8, 8), np.uint8),
+            [1.0, 2.0],
+            {"focal_length_px": 9.0},
+            StackError,
+            r"\(N, H, W, 3\).*\(2, 8, 8\)",
+        ),
         (np.zeros((0, 8, 8, 3), np.uint8), [], {"focal_length_px": 9.0}, StackError, "N >= 1"),
         (GOOD_IMAGES, [1.0], {"focal_length_px": 9.0}, StackError, r"shape \(2,\).*got \(1,\)"),
-        (GOOD_IMAGES, [1.0, -2.0], {"focal_length_px": 9.0}, StackError, r"finite and > 0 m.*-2\.0"),
-        (GOOD_IMAGES, [1.0, np.inf], {"focal_length_px": 9.0}, StackError, r"finite and > 0 m.*inf"),
+        (
+            GOOD_IMAGES,
+            [1.0, -2.0],
+            {"focal_length_px": 9.0},
+            StackError,
+            r"finite and > 0 m.*-2\.0",
+        ),
+        (
+            GOOD_IMAGES,
+            [1.0, np.inf],
+            {"focal_length_px": 9.0},
+            StackError,
+            r"finite and > 0 m.*inf",
+        ),
         (GOOD_IMAGES, [1.0, 2.0], {"focal_length_px": 0.0}, ConfigError, r"focal length.*got 0\.0"),
         (GOOD_IMAGES, [1.0, 2.0], {}, ConfigError, "exactly one of focal_length_px and intrinsics"),
         (
@@ -273,7 +317,11 @@ GOOD_IMAGES = np.zeros((2, 8, 8, 3), np.uint8)
     ],
 )
 def test_prepare_stack_rejects_bad_input(
-    images: np.ndarray, focus_m: list[float], camera: dict[str, object], error: type[Exception], match: str
+    images: np.ndarray,
+    focus_m: list[float],
+    camera: dict[str, object],
+    error: type[Exception],
+    match: str,
 ) -> None:
     with pytest.raises(error, match=match):
         prepare_stack(images, focus_m, **camera)  # type: ignore[arg-type]
@@ -295,20 +343,25 @@ def test_forward_rejects_mismatched_tensors(micro: DfDNet) -> None:
         ({"num_layers_until_collapse": 4}, r"num_layers_until_collapse.*\[0, depth-1=3\], got 4"),
         ({"dpt_layers": (0, 2, 1, 3)}, r"dpt_layers must be 4 increasing.*\(0, 2, 1, 3\)"),
         ({"dpt_layers": (0, 1, 2, 4)}, r"dpt_layers must be 4 increasing"),
-        ({"input_short_side_px": 60}, "input_short_side_px=60 is not a multiple of patch_size_px=14"),
+        (
+            {"input_short_side_px": 60},
+            "input_short_side_px=60 is not a multiple of patch_size_px=14",
+        ),
         ({"dpt_features": 15}, "dpt_features must be even, got 15"),
         ({"depth": 0}, "depth must be a positive integer, got 0"),
         ({"max_depth": -1.0}, r"max_depth must be a positive number, got -1\.0"),
         ({"dpt_out_channels": (8, 16, 32)}, "dpt_out_channels must be 4 positive integers"),
     ],
 )
-def test_model_config_rejects_invalid_fields(changes: dict[str, object], match: str) -> None:
+def test_model_config_rejects_invalid_fields(changes: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         dataclasses.replace(MICRO, **changes)
 
 
 def test_unknown_size_name_is_quoted() -> None:
-    with pytest.raises(ConfigError, match=r"unknown model size 'huge'; known sizes: \['base', 'small', 'tiny'\]"):
+    with pytest.raises(
+        ConfigError, match=r"unknown model size 'huge'; known sizes: \['base', 'small', 'tiny'\]"
+    ):
         config_for_size("huge")
     with pytest.raises(ConfigError, match="unknown model size 'huge'"):
         DfDNet("huge")
@@ -320,3 +373,15 @@ def test_config_dict_round_trip_and_unknown_key() -> None:
         ModelConfig.from_dict({**MICRO.to_dict(), "dim": 3}, source="'cfg.json'")
     with pytest.raises(ConfigError, match="incomplete model config in <dict>"):
         ModelConfig.from_dict({"embed_dim": 64})
+
+
+def test_size_table_and_canonical_helpers_import_without_torch() -> None:
+    """ONNX / TensorRT back ends use these modules on machines that may have no torch."""
+    code = (
+        "import sys, dfdnet_core.model.canonical, dfdnet_core.model.sizes\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -1,8 +1,8 @@
-"""Parity of DfDNet ``small``/``base`` with FOSSA: checkpoint layout and outputs on synthetic weights.
+"""Parity of DfDNet ``small``/``base`` with FOSSA: checkpoint layout and synthetic-weight outputs.
 
-Fixtures (test/core/fixtures/fossa, see its README): FOSSA's state-dict listings and the outputs FOSSA produced
-for regenerated inputs and rule-filled weights. The ~5 s forward passes of ``small`` at 518x700 are the price of an
-end-to-end check.
+Fixtures (test/core/fixtures/fossa, see its README): FOSSA's state-dict listings and the outputs
+FOSSA produced for regenerated inputs and rule-filled weights. The ~5 s forward passes of ``small``
+at 518x700 are the price of an end-to-end check.
 """
 
 from __future__ import annotations
@@ -76,8 +76,10 @@ def small_state_dict() -> OrderedDict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def fossa_small(small_state_dict: OrderedDict[str, torch.Tensor], tmp_path_factory: pytest.TempPathFactory) -> DfDNet:
-    """``small`` loaded through the FOSSA loader from a DDP-style ``{"model": {"module.<key>": ...}}`` file."""
+def fossa_small(
+    small_state_dict: OrderedDict[str, torch.Tensor], tmp_path_factory: pytest.TempPathFactory
+) -> DfDNet:
+    """``small`` loaded by the FOSSA loader from a DDP-style {"model": {"module.<key>": ...}}."""
     path = tmp_path_factory.mktemp("fossa") / "model.pth"
     torch.save({"model": {f"module.{k}": v for k, v in small_state_dict.items()}, "epoch": 3}, path)
     model = load_fossa_checkpoint(path)
@@ -85,7 +87,9 @@ def fossa_small(small_state_dict: OrderedDict[str, torch.Tensor], tmp_path_facto
     return model
 
 
-def test_fill_rule_reproduces_reference_checksum(small_state_dict: OrderedDict[str, torch.Tensor]) -> None:
+def test_fill_rule_reproduces_reference_checksum(
+    small_state_dict: OrderedDict[str, torch.Tensor],
+) -> None:
     expected = INPUTS["fill_checksum_vits"]
     total = sum(float(v.double().sum()) for v in small_state_dict.values())
     abs_total = sum(float(v.double().abs().sum()) for v in small_state_dict.values())
@@ -109,7 +113,9 @@ def test_regenerated_inputs_match_recorded_checksums(case: str) -> None:
         ("square", 5, "output_depth_square.npy"),
     ],
 )
-def test_small_matches_fossa_output(fossa_small: DfDNet, case: str, frames: int, reference: str) -> None:
+def test_small_matches_fossa_output(
+    fossa_small: DfDNet, case: str, frames: int, reference: str
+) -> None:
     x = regenerated_input(case)[:, :frames].contiguous()
     fd = torch.from_numpy(np.load(FIXTURES / "focus_distances.npy"))[:, :frames].contiguous()
     expected = np.load(FIXTURES / reference)
@@ -145,23 +151,32 @@ def test_fossa_size_of_raises_on_unknown_width() -> None:
         fossa_size_of({"pretrained.pos_embed": torch.zeros(1, 1370, 512)}, "x.pth")
 
 
-def test_check_state_dict_names_first_mismatches(small_state_dict: OrderedDict[str, torch.Tensor]) -> None:
+def test_check_state_dict_names_first_mismatches(
+    small_state_dict: OrderedDict[str, torch.Tensor],
+) -> None:
     with torch.device("meta"):
         model = DfDNet("small")
     tampered = dict(small_state_dict)
     del tampered["pretrained.blocks.3.ls1.gamma"]
     tampered["pretrained.extra_token"] = torch.zeros(1)
     tampered["depth_head.projects.0.weight"] = torch.zeros(49, 384, 1, 1)
-    with pytest.raises(CheckpointError, match=r"1 missing keys: \['pretrained\.blocks\.3\.ls1\.gamma'\]") as info:
+    with pytest.raises(
+        CheckpointError, match=r"1 missing keys: \['pretrained\.blocks\.3\.ls1\.gamma'\]"
+    ) as info:
         check_state_dict(model, tampered, "'tampered.pth'")
     message = str(info.value)
     assert "'tampered.pth'" in message
     assert "pretrained.extra_token" in message
-    assert "depth_head.projects.0.weight: checkpoint (49, 384, 1, 1) vs model (48, 384, 1, 1)" in message
+    assert (
+        "depth_head.projects.0.weight: checkpoint (49, 384, 1, 1) vs model (48, 384, 1, 1)"
+        in message
+    )
 
 
 def test_load_fossa_checkpoint_refuses_incomplete_state_dict(tmp_path: Path) -> None:
     path = tmp_path / "partial.pth"
     torch.save({"model": {"module.pretrained.pos_embed": torch.zeros(1, 1370, 384)}}, path)
-    with pytest.raises(CheckpointError, match=r"partial\.pth.*382 missing keys: \['pretrained\.cls_token'"):
+    with pytest.raises(
+        CheckpointError, match=r"partial\.pth.*382 missing keys: \['pretrained\.cls_token'"
+    ):
         load_fossa_checkpoint(path)

@@ -1,4 +1,4 @@
-"""Building blocks of DfDNet, one per file (DINOv2 / DPT layout, attribute names as in FOSSA's checkpoints)."""
+"""Building blocks of DfDNet, one per file (DINOv2 / DPT layout, FOSSA's attribute names)."""
 
 from dfdnet_core.model.layers.attention import Attention
 from dfdnet_core.model.layers.block import Block

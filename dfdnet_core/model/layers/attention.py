@@ -8,7 +8,7 @@ from torch import nn
 
 
 class Attention(nn.Module):
-    """Softmax attention with one fused qkv projection split as [q | k | v], scores scaled by head_dim^-0.5."""
+    """Softmax attention; one qkv projection split [q | k | v]; scores scaled by head_dim^-0.5."""
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
@@ -18,6 +18,11 @@ class Attention(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         b, t, c = tokens.shape
-        qkv = self.qkv(tokens).reshape(b, t, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = (
+            self.qkv(tokens)
+            .reshape(b, t, 3, self.num_heads, c // self.num_heads)
+            .permute(2, 0, 3, 1, 4)
+        )
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
-        return self.proj(out.transpose(1, 2).reshape(b, t, c))
+        projected: torch.Tensor = self.proj(out.transpose(1, 2).reshape(b, t, c))
+        return projected

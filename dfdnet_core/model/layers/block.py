@@ -27,4 +27,5 @@ class Block(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         tokens = tokens + self.ls1(self.attn(self.norm1(tokens)))
-        return tokens + self.ls2(self.mlp(self.norm2(tokens)))
+        update: torch.Tensor = self.ls2(self.mlp(self.norm2(tokens)))
+        return tokens + update

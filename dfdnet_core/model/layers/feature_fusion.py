@@ -16,7 +16,8 @@ class ResidualConvUnit(nn.Module):
         self.conv2 = nn.Conv2d(features, features, kernel_size=3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z + self.conv2(F.relu(self.conv1(F.relu(z))))
+        update: torch.Tensor = self.conv2(F.relu(self.conv1(F.relu(z))))
+        return z + update
 
 
 class FeatureFusionBlock(nn.Module):
@@ -28,10 +29,13 @@ class FeatureFusionBlock(nn.Module):
         self.resConfUnit1 = ResidualConvUnit(features)
         self.resConfUnit2 = ResidualConvUnit(features)
 
-    def forward(self, main: torch.Tensor, skip: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor:
-        """Fuse ``main`` with an optional ``skip`` of the same size and resize to ``size`` (rows, columns)."""
+    def forward(
+        self, main: torch.Tensor, skip: torch.Tensor | None, size: tuple[int, int]
+    ) -> torch.Tensor:
+        """Fuse ``main`` with an optional same-size ``skip``; resize to ``size`` (rows, columns)."""
         if skip is not None:
             main = main + self.resConfUnit1(skip)
         main = self.resConfUnit2(main)
         main = F.interpolate(main, size=size, mode="bilinear", align_corners=True)
-        return self.out_conv(main)
+        fused: torch.Tensor = self.out_conv(main)
+        return fused

@@ -15,7 +15,8 @@ class GEGLU(nn.Module):
         self.proj = nn.Linear(dim, 2 * hidden_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        value, gate = self.proj(tokens).chunk(2, dim=-1)
+        projected: torch.Tensor = self.proj(tokens)
+        value, gate = projected.chunk(2, dim=-1)
         return value * F.gelu(gate)
 
 
@@ -24,7 +25,10 @@ class GatedFeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(GEGLU(dim, hidden_dim), nn.Dropout(0.0), nn.Linear(hidden_dim, dim))
+        self.net = nn.Sequential(
+            GEGLU(dim, hidden_dim), nn.Dropout(0.0), nn.Linear(hidden_dim, dim)
+        )
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.net(tokens)
+        out: torch.Tensor = self.net(tokens)
+        return out

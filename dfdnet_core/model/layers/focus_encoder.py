@@ -1,4 +1,4 @@
-"""Embedding of one focus distance per image, added to the tokens before attention across the stack."""
+"""Embedding of one focus distance per image, added to the tokens before stack attention."""
 
 from __future__ import annotations
 
@@ -18,4 +18,5 @@ class FocusDistanceEncoder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(1, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, dim))
 
     def forward(self, focus_canonical: torch.Tensor) -> torch.Tensor:
-        return self.scale * self.mlp(focus_canonical.unsqueeze(-1))
+        embedding: torch.Tensor = self.mlp(focus_canonical.unsqueeze(-1))
+        return self.scale * embedding

@@ -16,4 +16,5 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(tokens)))
+        out: torch.Tensor = self.fc2(self.act(self.fc1(tokens)))
+        return out

@@ -1,0 +1,187 @@
+"""DfDNet model speed on CPU: ``tiny`` (ours) vs ``small`` (FOSSA ViT-S), PyTorch eager, fp32.
+
+Measures, for one focal stack of N images (default 5 x 256x320): milliseconds per stack (median and
+minimum over several runs after warm-up), parameter count, float32 checkpoint size and FLOPs
+(counted by ``torch.utils.flop_counter.FlopCounterMode``; a multiply-add counts as 2 FLOPs).
+Weights are freshly initialised; speed does not depend on their values.
+
+Writes docs/benchmarks/model_speed.json (flat keys with units) and docs/benchmarks/model_speed.md (a
+section for docs/BENCHMARKS.md), and prints both.
+
+Run from the repository root:
+    python benchmarks/model_speed.py            # defaults: tiny and small, 2 threads, 5 x 256x320
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dfdnet_core.model import (  # noqa: E402
+    DfDNet,
+    config_for_size,
+    count_parameters,
+    network_input_size,
+)
+
+
+def cpu_name() -> str:
+    """CPU model from /proc/cpuinfo (Linux), else platform.processor()."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
+
+
+def measure(
+    size: str, stack: int, height: int, width: int, runs: int, warmup: int
+) -> dict[str, Any]:
+    """Time one size; returns its flat figures."""
+    torch.manual_seed(0)
+    model = DfDNet(config_for_size(size)).eval()
+    images = torch.randn(1, stack, 3, height, width)
+    focus = torch.linspace(0.5, 4.0, stack)[None]
+    times_s = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(images, focus)
+        for _ in range(runs):
+            start = time.perf_counter()
+            model(images, focus)
+            times_s.append(time.perf_counter() - start)
+        with FlopCounterMode(display=False) as counter:
+            model(images, focus)
+    cfg = model.config
+    rows, cols = network_input_size(height, width, cfg.input_short_side_px, cfg.patch_size_px)
+    params = count_parameters(model)
+    return {
+        f"ms_per_stack_median_{size}": round(1e3 * statistics.median(times_s), 2),
+        f"ms_per_stack_min_{size}": round(1e3 * min(times_s), 2),
+        f"params_{size}": params,
+        f"checkpoint_mb_{size}": round(4 * params / 1e6, 2),
+        f"gflop_per_stack_{size}": round(counter.get_total_flops() / 1e9, 3),
+        f"network_input_px_{size}": f"{rows}x{cols}",
+        f"runs_{size}": runs,
+    }
+
+
+def markdown(result: dict[str, Any], sizes: list[str]) -> str:
+    """The BENCHMARKS.md section."""
+    a, b = sizes[0], sizes[-1]
+    rows = [
+        ("ms per stack, median", "ms_per_stack_median"),
+        ("ms per stack, min", "ms_per_stack_min"),
+        ("GFLOP per stack", "gflop_per_stack"),
+        ("parameters", "params"),
+        ("float32 checkpoint (MB)", "checkpoint_mb"),
+        ("network input (px)", "network_input_px"),
+    ]
+    header = "| | " + " | ".join(sizes) + (f" | {b} / {a} |" if len(sizes) == 2 else " |")
+    lines = [
+        "## Model speed (PyTorch eager, CPU)",
+        "",
+        f"One stack of {result['stack_size']} x "
+        f"{result['input_height_px']}x{result['input_width_px']} px, float32, "
+        f"`torch.set_num_threads({result['threads']})`, batch 1, random weights; median and "
+        "minimum of several runs after warm-up. FLOPs from `FlopCounterMode` (multiply-add = 2).",
+        "",
+        header,
+        "|---" * (len(sizes) + 1 + (len(sizes) == 2)) + "|",
+    ]
+    for label, key in rows:
+        values = [result[f"{key}_{s}"] for s in sizes]
+        cells = [f"{v:,}" if isinstance(v, int) else str(v) for v in values]
+        ratio = ""
+        if len(sizes) == 2 and all(isinstance(v, (int, float)) for v in values):
+            ratio = f" | {values[1] / values[0]:.1f}x"
+        elif len(sizes) == 2:
+            ratio = " | "
+        lines.append(f"| {label} | " + " | ".join(cells) + ratio + " |")
+    lines += [
+        "",
+        f"Machine: {result['machine']}; torch {result['torch_version']}; load average "
+        f"{result['load_average_start']} at start, {result['load_average_end']} at end (other "
+        "jobs share the CPU, so the minimum is the better estimate of an idle machine). Date: "
+        f"{result['date']}. Command: `{result['command']}`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], help="model sizes to time")
+    parser.add_argument("--stack", type=int, default=5, help="images per stack N")
+    parser.add_argument("--height", type=int, default=256, help="image height in pixels")
+    parser.add_argument("--width", type=int, default=320, help="image width in pixels")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per size")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs per size")
+    parser.add_argument(
+        "--out-dir", type=Path, default=ROOT / "docs" / "benchmarks", help="where JSON/MD go"
+    )
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    result: dict[str, Any] = {
+        "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs",
+        "command": "python benchmarks/model_speed.py "
+        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "torch_version": torch.__version__,
+        "threads": args.threads,
+        "precision": "float32",
+        "stack_size": args.stack,
+        "input_height_px": args.height,
+        "input_width_px": args.width,
+        "load_average_start": load_average(),
+    }
+    for size in args.sizes:
+        print(f"timing {size} ...", flush=True)
+        result.update(measure(size, args.stack, args.height, args.width, args.runs, args.warmup))
+    result["load_average_end"] = load_average()
+    if len(args.sizes) == 2:
+        a, b = args.sizes
+        for key in ("ms_per_stack_median", "ms_per_stack_min", "gflop_per_stack", "params"):
+            result[f"ratio_{key}_{b}_over_{a}"] = round(
+                result[f"{key}_{b}"] / result[f"{key}_{a}"], 2
+            )
+
+    text = markdown(result, args.sizes)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "model_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out_dir / "model_speed.md").write_text(text)
+    print(text)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
