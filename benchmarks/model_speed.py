@@ -67,13 +67,15 @@ def measure(
     images = torch.randn(1, stack, 3, height, width)
     focus = torch.linspace(0.5, 4.0, stack)[None]
     times_s = []
+    cpu_times_s = []
     with torch.inference_mode():
         for _ in range(warmup):
             model(images, focus)
         for _ in range(runs):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             model(images, focus)
             times_s.append(time.perf_counter() - start)
+            cpu_times_s.append(time.process_time() - cpu_start)
         with FlopCounterMode(display=False) as counter:
             model(images, focus)
     cfg = model.config
@@ -82,6 +84,7 @@ def measure(
     return {
         f"ms_per_stack_median_{size}": round(1e3 * statistics.median(times_s), 2),
         f"ms_per_stack_min_{size}": round(1e3 * min(times_s), 2),
+        f"cpu_ms_per_stack_median_{size}": round(1e3 * statistics.median(cpu_times_s), 2),
         f"params_{size}": params,
         f"checkpoint_mb_{size}": round(4 * params / 1e6, 2),
         f"gflop_per_stack_{size}": round(counter.get_total_flops() / 1e9, 3),
@@ -96,6 +99,7 @@ def markdown(result: dict[str, Any], sizes: list[str]) -> str:
     rows = [
         ("ms per stack, median", "ms_per_stack_median"),
         ("ms per stack, min", "ms_per_stack_min"),
+        ("CPU ms per stack (all threads), median", "cpu_ms_per_stack_median"),
         ("GFLOP per stack", "gflop_per_stack"),
         ("parameters", "params"),
         ("float32 checkpoint (MB)", "checkpoint_mb"),

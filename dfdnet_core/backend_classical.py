@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import cv2
@@ -65,14 +65,14 @@ class ClassicalConfig:
     Attributes:
         focus_measure: ``"laplacian_energy"`` (squared 4-neighbour Laplacian of the grey image) or
             ``"tenengrad"`` (squared 3x3 Sobel gradient magnitude).
-        window_px: side in pixels of the box window that averages the focus measure (odd, >= 1).
+        window_px: side in pixels of the box window that averages the focus measure (odd, 1 to 63).
         presmooth_px: standard deviation in pixels of the Gaussian applied to the grey image before the measure
             (0 = none).
         peak_model: how the focus curve is interpolated in disparity: ``"lorentzian"``, ``"gaussian"`` or
             ``"parabolic"`` (see the module docstring).
         confidence_threshold: depth is NaN where the confidence is below this (in [0, 1]).
         resolution_scale: relative depth resolution (peak half width / disparity) at which confidence is 0.5 on
-            a well textured pixel (> 0).
+            a well textured pixel (0.01 to 100).
         max_extrapolation: how far beyond the first/last slice a peak may be placed, in units of the outer slice
             step in disparity (>= 0; 0 = only inside the swept range).
         noise_floor_factor: multiple of the estimated noise contribution subtracted from the focus measure before
@@ -80,23 +80,50 @@ class ClassicalConfig:
         median_px: side of the median filter applied to the disparity map (1 = off, 3 or 5).
     """
 
-    focus_measure: str = "laplacian_energy"
-    window_px: int = 11
-    presmooth_px: float = 1.5
-    peak_model: str = "lorentzian"
-    confidence_threshold: float = 0.5
-    resolution_scale: float = 1.25
-    max_extrapolation: float = 0.0
-    noise_floor_factor: float = 1.0
-    median_px: int = 5
+    focus_measure: str = field(
+        default="laplacian_energy", metadata={"description": "focus measure", "choices": FOCUS_MEASURES}
+    )
+    window_px: int = field(
+        default=11, metadata={"description": "focus-measure window side (pixels, odd)", "range": (1, 63, 2)}
+    )
+    presmooth_px: float = field(
+        default=1.5, metadata={"description": "Gaussian pre-smoothing sigma (pixels)", "range": (0.0, 10.0, 0.0)}
+    )
+    peak_model: str = field(
+        default="lorentzian", metadata={"description": "focus-curve peak model", "choices": PEAK_MODELS}
+    )
+    confidence_threshold: float = field(
+        default=0.5, metadata={"description": "depth is NaN below this confidence", "range": (0.0, 1.0, 0.0)}
+    )
+    resolution_scale: float = field(
+        default=1.25,
+        metadata={
+            "description": "relative depth resolution at which confidence halves (peak half width / disparity)",
+            "range": (0.01, 100.0, 0.0),
+        },
+    )
+    max_extrapolation: float = field(
+        default=0.0,
+        metadata={
+            "description": "how far beyond the end slices a peak may lie (outer slice steps in disparity)",
+            "range": (0.0, 10.0, 0.0),
+        },
+    )
+    noise_floor_factor: float = field(
+        default=1.0,
+        metadata={"description": "multiple of the estimated noise energy subtracted", "range": (0.0, 10.0, 0.0)},
+    )
+    median_px: int = field(
+        default=5, metadata={"description": "median filter side on disparity (pixels; 1 = off)", "range": (1, 5, 2)}
+    )
 
     def __post_init__(self) -> None:
         if self.focus_measure not in FOCUS_MEASURES:
             raise ConfigError(f"focus_measure must be one of {FOCUS_MEASURES!r}, got {self.focus_measure!r}")
         if self.peak_model not in PEAK_MODELS:
             raise ConfigError(f"peak_model must be one of {PEAK_MODELS!r}, got {self.peak_model!r}")
-        if isinstance(self.window_px, bool) or not isinstance(self.window_px, int) or self.window_px < 1:
-            raise ConfigError(f"window_px must be an odd integer >= 1, got {self.window_px!r}")
+        if isinstance(self.window_px, bool) or not isinstance(self.window_px, int) or not 1 <= self.window_px <= 63:
+            raise ConfigError(f"window_px must be an odd integer in [1, 63], got {self.window_px!r}")
         if self.window_px % 2 == 0:
             raise ConfigError(f"window_px must be odd, got {self.window_px!r}")
         if isinstance(self.median_px, bool) or self.median_px not in (1, 3, 5):
@@ -112,8 +139,8 @@ class ClassicalConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
                 raise ConfigError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
         scale = self.resolution_scale
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
-            raise ConfigError(f"resolution_scale must be a positive finite number, got {scale!r}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.01 <= scale <= 100.0:
+            raise ConfigError(f"resolution_scale must be a number in [0.01, 100.0], got {scale!r}")
 
 
 def _f32(image: object) -> Array32:
@@ -274,7 +301,7 @@ def fit_focus_peak(
     peak: npt.NDArray[np.uint8],
     disparity: npt.NDArray[np.floating],
     model: str = "lorentzian",
-    max_extrapolation: float = 0.5,
+    max_extrapolation: float = 0.0,
 ) -> tuple[Array32, Array32, npt.NDArray[np.bool_]]:
     """Locate each pixel's focus peak between slices, in disparity.
 

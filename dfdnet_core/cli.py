@@ -93,6 +93,26 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dfdnet_core.errors import DfdError
+
+    try:
+        from dfdnet_core.training.config import load_train_config
+        from dfdnet_core.training.loop import train
+
+        overrides: dict[str, object] = dict(_loader_options(args.set))
+        if args.out_dir is not None:
+            overrides["out_dir"] = str(args.out_dir)
+        config = load_train_config(args.config, **overrides)
+        summary = train(config, resume=not args.no_resume, progress=not args.no_progress)
+    except DfdError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"trained {summary['steps']} steps in {summary['elapsed_s']} s ({summary['stop_reason']}); "
+          f"last: {summary['last']}; wrote {', '.join(summary['files'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="dfdnet", description="Depth from defocus for robots.")
@@ -140,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--device", default="cpu", help="torch device for rendering (cpu, cuda)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_eval)
+
+    tr = sub.add_parser("train", help="train DfDNet on focal stacks rendered on the fly (torchrun for DDP)")
+    tr.add_argument("--config", type=Path, required=True, help="training YAML (see configs/train_tiny.yaml)")
+    tr.add_argument("--out-dir", type=Path, default=None, help="override the config's out_dir")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one config key (YAML value), e.g. --set max_steps=100")
+    tr.add_argument("--no-resume", action="store_true", help="start afresh even if out_dir has a state.pt")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_cmd_train)
     return parser
 
 

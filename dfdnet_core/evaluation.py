@@ -444,7 +444,10 @@ def evaluate(
     report = EvalReport(dataset, config, list(estimators), metadata=dict(metadata or {}))
     panel_dir = None if out_dir is None else Path(out_dir) / "panels"
     if panel_dir is not None and config.panels > 0:
-        panel_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            panel_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"cannot create the panel folder {str(panel_dir)!r}: {exc}") from exc
     bar = tqdm(samples, total=total, desc=f"eval {dataset}", unit="stack", disable=not progress, file=sys.stderr)
     for index, sample in enumerate(bar):
         start = time.perf_counter()

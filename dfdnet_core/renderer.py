@@ -72,7 +72,8 @@ def psf_window_radius_px(coc_radius_px: float, psf_exponent: float) -> int:
     """Radius in pixels beyond which the PSF ``exp(-2 (r/c)**p)`` is below :data:`PSF_CUTOFF` of its peak."""
     if coc_radius_px <= 0:
         return 0
-    return int(math.ceil(coc_radius_px * (math.log(1.0 / PSF_CUTOFF) / 2.0) ** (1.0 / psf_exponent)))
+    reach: float = coc_radius_px * (math.log(1.0 / PSF_CUTOFF) / 2.0) ** (1.0 / psf_exponent)
+    return math.ceil(reach)
 
 
 def psf_weight(r2_px2: torch.Tensor, coc_px: torch.Tensor, psf_exponent: float) -> torch.Tensor:
@@ -244,7 +245,7 @@ def _bank_levels(coc_max_px: float) -> list[float]:
     """Geometric CoC radii (px) from :data:`_BANK_FIRST_COC_PX` past ``coc_max_px``; at least 4 of them."""
     ratio = _BANK_RATIO
     top = max(coc_max_px, _BANK_FIRST_COC_PX)
-    count = max(4, int(math.floor(math.log(top / _BANK_FIRST_COC_PX) / math.log(ratio))) + 3)
+    count = max(4, math.floor(math.log(top / _BANK_FIRST_COC_PX) / math.log(ratio)) + 3)
     return [_BANK_FIRST_COC_PX * ratio**k for k in range(count)]
 
 

@@ -67,7 +67,7 @@ class SampleRecipe:
         sensor_width_m: physical width of the output image's long edge in metres (pixel pitch = it / long edge).
         focal_length_m: fixed lens focal length in metres; None = pitch x mean(fx, fy) (FOSSA's convention).
         fallback_hfov_deg: horizontal field of view (degrees) assumed for RGB-D samples without intrinsics.
-        zoom_range: (min, max) zoom factor, drawn uniformly; 1 = the crop just fits the image.
+        zoom_range: (min, max) zoom factor >= 1, drawn uniformly; 1 = the crop just fits inside the image.
         crop_size_px: (height, width) of the output in pixels; None = the input's size.
         flip_probability: probability of a horizontal flip, in [0, 1].
         colour_jitter: brightness, contrast and saturation factors are drawn from [1 - j, 1 + j], j in [0, 1).
@@ -127,7 +127,7 @@ class SampleRecipe:
             raise ConfigError(f"focal_length_m must be None or a positive number of metres, got {self.focal_length_m!r}")
         if not 0.0 < self.fallback_hfov_deg < 180.0:
             raise ConfigError(f"fallback_hfov_deg must be in (0, 180) degrees, got {self.fallback_hfov_deg!r}")
-        object.__setattr__(self, "zoom_range", _pair("zoom_range", self.zoom_range, 1e-3))
+        object.__setattr__(self, "zoom_range", _pair("zoom_range", self.zoom_range, 1.0))
         if self.crop_size_px is not None:
             crop = self.crop_size_px
             if not (

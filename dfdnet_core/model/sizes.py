@@ -163,7 +163,7 @@ def _jsonable(value: Any) -> Any:
 
 
 SIZES: dict[str, ModelConfig] = {
-    # Ours: ~4.5 M parameters; a 224 px short side, so a 5 x 256x320 stack runs on 2 CPU threads.
+    # Ours: ~4.8 M parameters; a 224 px short side, so a 5 x 256x320 stack runs on 2 CPU threads.
     "tiny": ModelConfig(
         embed_dim=192,
         depth=6,
@@ -173,7 +173,6 @@ SIZES: dict[str, ModelConfig] = {
         num_layers_until_collapse=2,
         stack_num_heads=4,
         stack_norm_groups=32,
-        stack_attention_layers=1,
         focus_hidden_ratio=1,
         stack_ff_ratio=2,
         dpt_layers=(1, 2, 4, 5),

@@ -135,6 +135,15 @@ def test_classical_gives_no_depth_on_textureless_surface(noise_grey: float) -> N
     assert np.isfinite(_strip(result.depth_m, 2)).mean() > 0.9
 
 
+def test_classical_gives_no_depth_without_defocus() -> None:
+    # A pinhole (or a lens that never moved): every slice is the same image, so nothing peaks.
+    stack, _ = _strip_stack(DEPTHS_M, FOCUS_M, noise_grey=1.0)
+    same = np.repeat(stack.images[2:3], 5, axis=0)
+    result = ClassicalDfF().estimate(FocalStack(same, stack.focus_distances_m, stack.intrinsics, stack.optics))
+    assert np.isnan(result.depth_m).all()
+    assert (result.confidence == 0).all()
+
+
 def test_classical_gives_no_depth_far_beyond_the_swept_range() -> None:
     # 6 m is 1/6 dioptre; the sweep ends at 0.5 dioptre (2 m) and may extrapolate 0.25 dioptre beyond.
     stack, _ = _strip_stack((0.6, 6.0, 0.9), FOCUS_M, noise_grey=1.0)
@@ -235,13 +244,13 @@ def test_classical_raises_on_repeated_focus_distance() -> None:
         ({"focus_measure": "variance"}, "focus_measure must be one of"),
         ({"peak_model": "spline"}, "peak_model must be one of"),
         ({"window_px": 8}, "window_px must be odd, got 8"),
-        ({"window_px": 0}, "window_px must be an odd integer >= 1"),
+        ({"window_px": 0}, "window_px must be an odd integer in \\[1, 63\\], got 0"),
         ({"median_px": 7}, "median_px must be 1 \\(off\\), 3 or 5, got 7"),
         ({"confidence_threshold": 1.5}, "confidence_threshold must be a number in \\[0.0, 1.0\\], got 1.5"),
         ({"presmooth_px": -1.0}, "presmooth_px must be a number in"),
         ({"max_extrapolation": float("nan")}, "max_extrapolation must be a number in"),
         ({"noise_floor_factor": -0.5}, "noise_floor_factor must be a number in"),
-        ({"resolution_scale": 0.0}, "resolution_scale must be a positive finite number, got 0.0"),
+        ({"resolution_scale": 0.0}, "resolution_scale must be a number in \\[0.01, 100.0\\], got 0.0"),
     ],
 )
 def test_classical_config_raises_on_invalid_values(options: dict[str, object], match: str) -> None:

@@ -167,16 +167,18 @@ def _write_stack_folder(folder: Path) -> None:
 
 def test_stacks_without_ground_truth_give_panels_and_say_so(tmp_path: Path) -> None:
     _write_stack_folder(tmp_path / "stack")
-    code = main(["eval", "--root", str(tmp_path / "stack"), "--out", str(tmp_path / "out"), "--no-progress"])
+    code = main(["eval", "--root", str(tmp_path / "stack"), "--out", str(tmp_path / "out"), "--no-progress",
+                 "--max-side", "48"])
     assert code == 0
     doc = _strict_json(tmp_path / "out" / "metrics.json")
     assert doc["samples_with_ground_truth"] == 0 and doc["mean"] == {"classical": None}
     sample = doc["samples"][0]  # type: ignore[index]
     assert sample["ground_truth"] is False and sample["estimators"]["classical"]["metrics"] is None
     assert sample["focus_distances_m"] == [0.4, 0.6, 1.0, 2.0, 5.0] and "intrinsics" in sample["assumed"]
+    assert sample["size_px"] == [36, 48]  # shrunk on load by the loader's max_side_px
     assert "no ground truth" in (tmp_path / "out" / "metrics.md").read_text()
     panel = cv2.imread(str(tmp_path / "out" / "panels" / "000_stack_classical.png"))
-    assert panel.shape == (SIZE[0] + 22, 3 * SIZE[1], 3)  # all-in-focus, prediction, confidence
+    assert panel.shape == (36 + 22, 3 * 48, 3)  # all-in-focus, prediction, confidence
 
 
 def test_disparity_ground_truth_is_scored_in_disparity(tmp_path: Path) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,6 +20,7 @@ from dfdnet_core.pointcloud import (
     points_reproject,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 K = CameraIntrinsics(width_px=4, height_px=3, fx_px=2.0, fy_px=4.0, cx_px=1.5, cy_px=1.0)
 
 
@@ -114,3 +119,15 @@ def test_pointcloud_raises_on_bad_shapes() -> None:
         points_reproject(np.zeros((3, 4)), K)
     with pytest.raises(ConfigError, match="rgb must be a \\(..., 3\\) uint8 array"):
         pack_rgb_float32(np.zeros((2, 4), np.uint8))
+
+
+def test_pointcloud_benchmark_smallest_case_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("bench_pointcloud", ROOT / "benchmarks" / "pointcloud.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--sizes", "32x24", "--runs", "2", "--out-dir", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "pointcloud.json").read_text())
+    assert doc["bytes_xyz_32x24"] == 32 * 24 * 16 and doc["bytes_xyzrgb_32x24"] == 32 * 24 * 32
+    assert doc["ms_total_xyzrgb_median_32x24"] > 0 and "machine" in doc and "command" in doc and "date" in doc
+    assert "| 32x24 |" in (tmp_path / "pointcloud.md").read_text() and "| 32x24 |" in capsys.readouterr().out

@@ -78,10 +78,17 @@ def test_sphere_and_plane_depth_is_consistent_with_the_pinhole() -> None:
 
 def test_full_resolution_scene_is_fast() -> None:
     make_scene(64, 48, SIM_K, seed=0)  # warm up torch
-    start = time.process_time()  # CPU time: stable on a shared machine, unlike wall time
-    make_scene(640, 480, SIM_K, depth_range_m=(0.45, 1.9), seed=7)
-    elapsed_s = time.process_time() - start
-    assert elapsed_s < 0.5  # ~0.1 s of CPU measured
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # CPU time of one thread is stable on a shared machine, unlike wall time
+    try:
+        best_s = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            make_scene(640, 480, SIM_K, depth_range_m=(0.45, 1.9), seed=7)
+            best_s = min(best_s, time.process_time() - start)
+    finally:
+        torch.set_num_threads(threads)
+    assert best_s < 0.5  # ~0.1 s of CPU measured
 
 
 def test_make_scene_rejects_bad_arguments() -> None:

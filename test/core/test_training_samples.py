@@ -183,7 +183,7 @@ def test_dataset_rejects_focal_stack_sources() -> None:
         ({"n_slices": 2.5}, "an int or"),
         ({"far_bound_diopt": (0.5, 1.5)}, "must lie below"),
         ({"near_bound_diopt": (2.0, 1.0)}, "low <= high"),
-        ({"zoom_range": (0.0, 1.0)}, "low <= high"),
+        ({"zoom_range": (0.5, 1.0)}, "1.0 <= low <= high"),
         ({"crop_size_px": (0, 4)}, "crop_size_px"),
         ({"flip_probability": 1.5}, "flip_probability"),
         ({"colour_jitter": 1.0}, "colour_jitter"),

@@ -27,7 +27,7 @@ def test_colourise_is_monotone_with_near_bright() -> None:
 
 
 def test_colourise_scaling_in_depth_or_inverse_depth() -> None:
-    # 1 m is halfway between 0.5 m and inf... use near 0.5, far 2: inverse-depth midpoint is 0.8 m (1.25 /m).
+    # near 0.5 m, far 2 m: the midpoint in inverse depth is 1.25 /m = 0.8 m, the midpoint in depth 1.25 m.
     depth = np.array([[0.8, 1.25]], np.float32)
     inv = colourise_depth(depth, 0.5, 2.0, cmap="gray", inverse=True)[0, :, 0]
     lin = colourise_depth(depth, 0.5, 2.0, cmap="gray", inverse=False)[0, :, 0]
