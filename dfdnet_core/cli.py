@@ -113,6 +113,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate_lens(args: argparse.Namespace) -> int:
+    from dfdnet_core.errors import DfdError
+    from dfdnet_core.lens_calibration import calibrate_from_pairs, read_measured_pairs
+
+    try:
+        measured = read_measured_pairs(args.pairs)
+        unit = args.unit or measured.unit_name
+        if unit is None:
+            print(f"dfdnet calibrate-lens: {args.pairs} does not name its unit; pass --unit mA|diopt|step",
+                  file=sys.stderr)
+            return 2
+        report = calibrate_from_pairs(unit, measured.pairs, args.out)
+    except DfdError as exc:
+        print(f"dfdnet calibrate-lens: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    print("pass it to the lens driver as calibration_path (driver_options of focus_sweep_controller)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="dfdnet", description="Depth from defocus for robots.")
@@ -169,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-resume", action="store_true", help="start afresh even if out_dir has a state.pt")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=_cmd_train)
+
+    cal = sub.add_parser("calibrate-lens", help="fit lens driver units (mA, dioptres, V4L2 steps) to focus distance")
+    cal.add_argument("pairs", type=Path, help="measured pairs: CSV with a '<unit>,focus_m' header, or YAML")
+    cal.add_argument("--unit", choices=("mA", "diopt", "step"), default=None, help="driver unit, if not in the file")
+    cal.add_argument("--out", type=Path, default=Path("lens_calibration.yaml"), help="calibration YAML to write")
+    cal.set_defaults(func=_cmd_calibrate_lens)
     return parser
 
 
