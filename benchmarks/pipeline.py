@@ -72,10 +72,10 @@ def _executors(layout: str, nodes: dict[str, Any], probe: Any, context: Any) -> 
     """The executor spun in this thread, and (executor, thread) pairs spinning in the background.
 
     ``multi``: one MultiThreadedExecutor with 4 threads for every node, as ``dfdnet run`` does.
-    ``split``: rclpy's EventsExecutor (C++ event queue) for camera, controller, buffer and probe in this thread, and
-    a second one in its own thread for dfd_inference, so the back end's long callbacks do not hold up the others.
+    ``split``: a SingleThreadedExecutor for camera, controller, buffer and probe in this thread, and a second one in
+    its own thread for dfd_inference, so the back end's long callbacks do not hold up the others.
     """
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 
     if layout == "multi":
         executor = MultiThreadedExecutor(num_threads=4, context=context)
@@ -84,14 +84,12 @@ def _executors(layout: str, nodes: dict[str, Any], probe: Any, context: Any) -> 
         return executor, []
     if layout != "split":
         raise ValueError(f"executor layout must be 'multi' or 'split', got {layout!r}")
-    from rclpy.experimental import EventsExecutor
-
-    main = EventsExecutor(context=context)
+    main = SingleThreadedExecutor(context=context)
     for name, node in nodes.items():
         if name != "dfd_inference":
             main.add_node(node)
     main.add_node(probe)
-    side = EventsExecutor(context=context)
+    side = SingleThreadedExecutor(context=context)
     side.add_node(nodes["dfd_inference"])
     thread = threading.Thread(target=side.spin, name="dfd_inference", daemon=True)
     thread.start()
@@ -154,7 +152,7 @@ def run_mode(mode: str, seconds: float, warmup_s: float, params_file: Path, layo
         with lock:
             window = arrivals[n0:]
         for ex, thread in [(executor, None), *background]:
-            ex.shutdown()
+            ex.shutdown(timeout_sec=5.0)
             if thread is not None:
                 thread.join(timeout=10.0)
         for node in [*nodes.values(), probe]:
@@ -262,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"), help="folder for JSON and Markdown")
     parser.add_argument("--notes", default="", help="a sentence added to the Markdown section")
     parser.add_argument("--executor", default="multi", choices=("multi", "split"),
-                        help="multi: as `dfdnet run` (default); split: EventsExecutors, inference in its own thread")
+                        help="multi: as `dfdnet run` (default); split: inference in its own thread and executor")
     args = parser.parse_args(argv)
     from dfdnet_ros.runner import default_params_file
 

@@ -76,10 +76,13 @@ def _markdown(results: dict[str, object], sizes: list[tuple[int, int]]) -> str:
     lines = [
         "## Point cloud (depth -> PointCloud2 bytes)",
         "",
-        "`depth_to_points` (x = (u - cx) z / fx, y = (v - cy) z / fy) and `pointcloud2_fields_and_data` (organised, "
-        "little-endian; xyz: point_step 16, xyz+rgb: point_step 32 with PCL-packed rgb at offset 16), float32 depth "
-        f"with 10 % NaN. Median (min) of {results['runs']} runs, milliseconds. Machine: {results['machine']}; "
-        f"load average {results['load_average_1min']} at start; {results['date']}; command `{results['command']}`.",
+        (
+            "`depth_to_points` (x = (u - cx) z / fx, y = (v - cy) z / fy) and `pointcloud2_fields_and_data` "
+            "(organised, little-endian; xyz: point_step 16, xyz+rgb: point_step 32 with PCL-packed rgb at offset 16), "
+            f"float32 depth with 10 % NaN. Median (min) of {results['runs']} runs, milliseconds. Machine: "
+            f"{results['machine']}; load average {results['load_average_1min']} at start; {results['date']}; "
+            f"command `{results['command']}`."
+        ),
         "",
         "| size | back-project | pack xyz | pack xyz+rgb | total xyz | total xyz+rgb | bytes xyz / xyz+rgb |",
         "|---|---|---|---|---|---|---|",

@@ -266,13 +266,8 @@ class ClassicalDfF:
         contrast = (f_max - f_min) / (f_max + np.float32(_NOISE_MARGIN) * floor + _TINY)
         texture = np.clip((contrast - np.float32(0.25)) * np.float32(4.0), 0.0, 1.0)
 
-        if cfg.noise_floor_factor > 0:
-            drop = np.float32(cfg.noise_floor_factor) * floor
-            keep_min = max(_TINY, np.float32(_FLOOR_CLIP) * drop)
-            focus = [np.maximum(f - drop, keep_min) for f in focus]
-        else:
-            focus = [np.maximum(f, _TINY) for f in focus]
-        disp_map, hwhm, ok = fit_focus_peak(focus, peak, s, cfg.peak_model, cfg.max_extrapolation)
+        noise_floor = float(cfg.noise_floor_factor * floor)
+        disp_map, hwhm, ok = fit_focus_peak(focus, peak, s, cfg.peak_model, cfg.max_extrapolation, noise_floor)
 
         if cfg.median_px > 1:
             # Median over the window; a pixel keeps its depth only if most of its window has a peak, so that
@@ -302,15 +297,18 @@ def fit_focus_peak(
     disparity: npt.NDArray[np.floating],
     model: str = "lorentzian",
     max_extrapolation: float = 0.0,
+    noise_floor: float = 0.0,
 ) -> tuple[Array32, Array32, npt.NDArray[np.bool_]]:
     """Locate each pixel's focus peak between slices, in disparity.
 
     Args:
-        focus: N >= 3 (H, W) float32 focus measures (> 0), sorted by increasing disparity.
+        focus: N >= 3 (H, W) float32 focus measures (>= 0), sorted by increasing disparity.
         peak: (H, W) uint8 index of each pixel's sharpest slice (the argmax of ``focus``).
         disparity: (N,) slice disparities in 1/m, strictly increasing (any spacing).
         model: ``"lorentzian"``, ``"gaussian"`` or ``"parabolic"`` (see the module docstring).
         max_extrapolation: how far beyond an end slice a peak may lie, in outer slice steps.
+        noise_floor: focus-measure level subtracted from the samples before fitting (noise energy); results are
+            kept >= 5 % of it (and > 0).
 
     Returns:
         Peak disparity in 1/m (the sharpest slice's where unknown), the peak's half width at half maximum
@@ -328,7 +326,9 @@ def fit_focus_peak(
         cv2.copyTo(focus[k], here, f1)
         cv2.copyTo(focus[k + 1], here, f2)
     x0, x1, x2 = (_f32(cv2.LUT(centre, _lut(s, shift))) for shift in (-1, 0, 1))
-    y0, y1, y2 = (_transform(f, model) for f in (f0, f1, f2))
+    drop = np.float32(noise_floor)
+    keep_min = max(_TINY, np.float32(_FLOOR_CLIP) * drop)
+    y0, y1, y2 = (_transform(np.maximum(f - drop, keep_min), model) for f in (f0, f1, f2))
     m01 = (y1 - y0) / (x1 - x0)
     m12 = (y2 - y1) / (x2 - x1)
     a = (m12 - m01) / (x2 - x0)
@@ -352,11 +352,9 @@ def fit_focus_peak(
         located = (a < 0) & (vertex >= lo) & (vertex <= hi) & np.isfinite(hwhm)
     # An interior peak is always bracketed; a flat top (a == 0) falls back to the sharpest slice.
     fallback = s.copy()
-    interior = np.ones(n, dtype=np.float32)
-    interior[[0, -1]] = 0.0
     disp = _f32(cv2.copyTo(vertex, _mask(located), _f32(cv2.LUT(peak, _lut(fallback, 0)))))
     hwhm = _f32(cv2.copyTo(hwhm, _mask(located), np.full_like(hwhm, np.inf)))
-    ok = located | (_f32(cv2.LUT(peak, _lut(interior, 0))) > 0)
+    ok = located | ((peak > 0) & (peak < n - 1))
     return disp, hwhm, ok
 
 

@@ -50,7 +50,7 @@ def model_search_dirs() -> list[Path]:
 
         try:
             dirs.append(Path(get_package_share_directory("dfdnet")) / "models")
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # not installed, or no ROS environment sourced
             pass
     except ImportError:
         pass
@@ -81,7 +81,9 @@ class TorchDfDNet:
 
     name = "torch"
 
-    def __init__(self, checkpoint_path: str = "", num_threads: int = 0, device: str = "cpu") -> None:
+    def __init__(
+        self, checkpoint_path: str = "", num_threads: int = 0, device: str = "cpu", **unknown: object
+    ) -> None:
         """Load the model.
 
         Args:
@@ -90,9 +92,15 @@ class TorchDfDNet:
             device: torch device string.
 
         Raises:
-            ConfigError: a negative thread count, an unknown device string, or CUDA asked for but absent.
+            ConfigError: an unknown option, a negative thread count, an unknown device string, or CUDA
+                asked for but absent.
             CheckpointError: the checkpoint cannot be found or loaded safely.
         """
+        if unknown:
+            raise ConfigError(
+                f"unknown torch backend option(s) {sorted(unknown)!r}; known: "
+                "['checkpoint_path', 'device', 'num_threads']"
+            )
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
             raise ConfigError(f"num_threads must be an integer >= 0, got {num_threads!r}")
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -70,26 +71,74 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise ConfigError(f"the classical backend takes no checkpoint, got --checkpoint {str(args.checkpoint)!r}")
         options = {} if args.checkpoint is None else {"checkpoint_path": str(args.checkpoint)}
         estimator = make_estimator(args.backend, **options)
-        samples, label = ev.open_eval_source(
-            args.dataset, args.root, _loader_options(args.option), args.procedural, args.procedural_size,
-            args.max_side,
-        )
-        total = len(samples) if args.limit is None else min(args.limit, len(samples))
+        if args.bag is None:
+            if args.from_stacks or args.params_file is not None:
+                raise ConfigError("--from-stacks and --params-file apply to a recording: add --bag PATH")
+            samples, label = ev.open_eval_source(
+                args.dataset, args.root, _loader_options(args.option), args.procedural, args.procedural_size,
+                args.max_side,
+            )
+            total = len(samples) if args.limit is None else min(args.limit, len(samples))
         metadata = {
             "command": "dfdnet " + shlex.join(sys.argv[1:]),
             "arguments": {k: str(v) for k, v in vars(args).items() if k != "func"},
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "machine": f"{platform.node()} {platform.machine()} {platform.processor()}".strip(),
         }
-        report = ev.evaluate(
-            {args.backend: estimator}, (samples[i] for i in range(total)), config, args.out, dataset=label,
-            total=total, progress=not args.no_progress, metadata=metadata,
-        )
+        if args.bag is not None:
+            report = _eval_bag(args, {args.backend: estimator}, config, metadata)
+            total = len(report.samples)
+        else:
+            report = ev.evaluate(
+                {args.backend: estimator}, (samples[i] for i in range(total)), config, args.out, dataset=label,
+                total=total, progress=not args.no_progress, metadata=metadata,
+            )
     except DfdError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(ev.report_markdown(report).split("| sample |")[0].rstrip())
     print(f"wrote {args.out / 'metrics.json'}, {args.out / 'metrics.md'} and {min(config.panels, total)} panel(s)")
+    return 0
+
+
+def _eval_bag(args: argparse.Namespace, estimators: dict[str, Any], config: Any, metadata: dict[str, Any]) -> Any:
+    """`dfdnet eval --bag`: the recording's focal stacks (replayed or recorded), scored like a data set."""
+    from dfdnet_core.errors import ConfigError
+    from dfdnet_core.evaluation_bag import bag_eval_options, evaluate_bag
+
+    if args.root is not None or args.procedural is not None:
+        raise ConfigError(f"--bag {str(args.bag)!r} is the data source: drop --root / --procedural")
+    options = bag_eval_options(
+        _loader_options(args.option), params_file=args.params_file, from_stacks=args.from_stacks,
+        focal_length_m=None if args.focal_length_mm is None else args.focal_length_mm * 1e-3,
+    )
+    report = evaluate_bag(estimators, args.bag, config, args.out, options=options, limit=args.limit,
+                          progress=not args.no_progress, metadata=metadata)
+    bag = report.metadata["bag"]
+    drops = bag["assembler"].get("frame_drops", {}) if bag["assembler"] else {}
+    print(f"bag: {bag['stacks']} stack(s), {bag['stacks_with_ground_truth']} with ground truth ({bag['source']})"
+          + (f"; frames dropped: {drops}" if drops else ""))
+    return report
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    try:
+        from dfdnet_ros.recorder_node import record
+    except ImportError as exc:
+        print(f"dfdnet record needs ROS 2 (rclpy) and the built dfdnet_ros package: {exc}\n"
+              "Run it from the built workspace (tools/in_env.sh), or source install/setup.bash first.", file=sys.stderr)
+        return 2
+    from dfdnet_core.bag import RecorderConfig
+    from dfdnet_core.errors import DfdError
+
+    topics = list(RecorderConfig.topics) + (["/dfd/stack"] if args.with_stack else [])
+    topics += (["/dfd/depth"] if args.with_depth else []) + list(args.topic)
+    try:
+        record("sim" if args.sim else "camera", args.out, args.duration, args.params_file, tuple(topics),
+               args.storage)
+    except DfdError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -158,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--procedural-size", default="240x320", help="HxW of the procedural scenes, pixels")
     src.add_argument("--limit", type=int, default=None, help="evaluate only the first LIMIT samples")
     src.add_argument("--max-side", type=int, default=None, help="shrink images to at most this many pixels")
+    src.add_argument("--bag", type=Path, default=None,
+                     help="rosbag2 recording (mcap/sqlite3) of camera + lens topics instead of a data set; "
+                          "-o image_topic=/cam/image_raw etc. rename topics (see docs)")
+    src.add_argument("--from-stacks", action="store_true",
+                     help="with --bag: score the recorded /dfd/stack messages instead of replaying the frames")
+    src.add_argument("--params-file", type=Path, default=None,
+                     help="with --bag: ROS 2 parameter file whose stack_buffer section sets pairing and optics")
     est = ev.add_argument_group("estimator")
     est.add_argument("--backend", default="classical", help="depth backend: classical, torch, ...")
     est.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint for learned back ends")
@@ -180,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--device", default="cpu", help="torch device for rendering (cpu, cuda)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_eval)
+
+    rec = sub.add_parser("record", help="run the pipeline and record camera, lens and ground truth to a rosbag2")
+    rec.add_argument("--sim", action="store_true", help="the simulated camera and lens (no hardware)")
+    rec.add_argument("--duration", type=float, default=10.0, help="seconds to record, 0 = until Ctrl-C")
+    rec.add_argument("--out", type=Path, default=None, help="bag folder to create (default rosbag2_<date>)")
+    rec.add_argument("--params-file", type=Path, default=None, help="ROS 2 parameter YAML (default: config/)")
+    rec.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage plug-in")
+    rec.add_argument("--with-stack", action="store_true", help="also record /dfd/stack (FocusStack)")
+    rec.add_argument("--with-depth", action="store_true", help="also record /dfd/depth")
+    rec.add_argument("--topic", action="append", default=[], help="record this topic too (absolute name)")
+    rec.set_defaults(func=_cmd_record)
 
     tr = sub.add_parser("train", help="train DfDNet on focal stacks rendered on the fly (torchrun for DDP)")
     tr.add_argument("--config", type=Path, required=True, help="training YAML (see configs/train_tiny.yaml)")

@@ -240,7 +240,7 @@ def load_checkpoint(path: PathLike, device: str | torch.device = "cpu") -> DfDNe
     _, config = read_checkpoint_config(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
-            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: {exc}") from None
     with torch.device("meta"):

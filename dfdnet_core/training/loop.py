@@ -213,6 +213,18 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
+def ranks_in_sync(model: nn.Module) -> bool:
+    """True when every process holds the same weights (sum and sum of squares agree to 1e-9 relative)."""
+    flat = torch.cat([p.detach().float().flatten().cpu() for p in model.parameters()]).double()
+    stats = torch.stack([flat.sum(), (flat * flat).sum()])
+    if dist.get_backend() == "nccl":
+        stats = stats.cuda()
+    high, low = stats.clone(), stats.clone()
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    return bool(torch.all((high - low).abs() <= 1e-9 * high.abs().clamp_min(1.0)))
+
+
 def _endless(loader: DataLoader[TrainingSample]) -> Iterator[TrainingSample]:
     while True:
         yield from loader
@@ -269,7 +281,10 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> di
             print(f"resumed from {state_path} at step {run.step}", flush=True)
     net: nn.Module = model
     if distributed:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+        # find_unused_parameters: mask_token (DINOv2 layout) never enters the forward pass
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None, find_unused_parameters=True
+        )
 
     recipe = recipe_from_config(config)
     stream = SampleStream(training_sources(config), recipe, config.seed, rank, start=run.draws)
@@ -332,9 +347,11 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> di
             stop_reason = "max_time_s"
             break
     bar.close()
+    in_sync = ranks_in_sync(model) if distributed else True
     summary: dict[str, Any] = {
         "steps": run.step, "elapsed_s": round(run.elapsed_s, 1), "stop_reason": stop_reason,
         "stacks_rendered": run.draws, "last": last, "init": init_note, "world_size": world,
+        "ranks_in_sync": in_sync,
         "files": [str(out / MODEL_FILE), str(out / STATE_FILE), str(out / "log.csv"), str(out / "log.json"),
                   str(out / "curves.png")],
     }
