@@ -41,6 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("per_sweep", "rolling")
+LAYOUTS = {"multi": "", "split": "_split_executor"}  # executor layout -> suffix of its keys
 
 
 def _cpu_count() -> int:
@@ -137,7 +138,8 @@ def run_mode(mode: str, seconds: float, warmup_s: float, params_file: Path, layo
         first_depth_s = time.monotonic() - start
         spin_for(warmup_s)
         print(f"pipeline: {mode}: first depth after {first_depth_s:.1f} s; measuring {seconds:.0f} s", flush=True)
-        before, t0 = _snapshot(nodes), time.monotonic()
+        load_1min = os.getloadavg()[0]
+        before, t0, cpu0 = _snapshot(nodes), time.monotonic(), time.process_time()
         with lock:
             n0 = len(arrivals)
         inference = nodes["dfd_inference"]
@@ -147,7 +149,7 @@ def run_mode(mode: str, seconds: float, warmup_s: float, params_file: Path, layo
             value = inference.diagnostics.values.get("ms_per_stack")
             if value is not None and (not ms_per_stack or value != ms_per_stack[-1]):
                 ms_per_stack.append(float(value))
-        elapsed_s = time.monotonic() - t0
+        elapsed_s, cpu_s = time.monotonic() - t0, time.process_time() - cpu0
         after = _snapshot(nodes)
         with lock:
             window = arrivals[n0:]
@@ -171,6 +173,8 @@ def run_mode(mode: str, seconds: float, warmup_s: float, params_file: Path, layo
         "buffer_stacks_per_s": delta["buffer_stacks"] / elapsed_s,
         "stacks_not_estimated_per_s": (delta["buffer_stacks"] - delta["inference_stacks"]) / elapsed_s,
         "ms_per_stack_classical_median": statistics.median(ms_per_stack) if ms_per_stack else float("nan"),
+        "cpu_cores_used": cpu_s / elapsed_s,
+        "load_average_1min": load_1min,
         "seconds_measured": elapsed_s,
         "seconds_to_first_depth": first_depth_s,
     }
@@ -215,35 +219,46 @@ def _markdown(results: dict[str, Any]) -> str:
         ("frame-to-depth latency, median (ms)", "latency_ms_median", "{:.0f}"),
         ("frame-to-depth latency, p90 (ms)", "latency_ms_p90", "{:.0f}"),
         ("dropped-frame fraction (all reasons)", "dropped_frame_fraction", "{:.3f}"),
-        ("... of which superseded (older frame of a step)", "dropped_frame_fraction_superseded", "{:.3f}"),
-        ("... of which exposed while the lens moved", "dropped_frame_fraction_lens_moving", "{:.3f}"),
+        ("... superseded (an older frame of the same step)", "dropped_frame_fraction_superseded", "{:.3f}"),
+        ("... exposed while the lens moved", "dropped_frame_fraction_lens_moving", "{:.3f}"),
+        ("... sweep incomplete (per sweep: a step had no frame)", "dropped_frame_fraction_sweep_incomplete",
+         "{:.3f}"),
         ("stacks published by stack_buffer per second", "buffer_stacks_per_s", "{:.2f}"),
-        ("stacks the back end could not take per second", "stacks_not_estimated_per_s", "{:.2f}"),
-        ("camera frames delivered per second", "camera_fps", "{:.1f}"),
+        ("stacks the back end had no time for, per second", "stacks_not_estimated_per_s", "{:.2f}"),
+        ("camera frames delivered per second (nominal 30)", "camera_fps", "{:.1f}"),
         ("classical back end, ms per stack (median)", "ms_per_stack_classical_median", "{:.0f}"),
+        ("CPU cores the process got (process time / wall time)", "cpu_cores_used", "{:.2f}"),
+        ("1-minute load average of the machine at the start", "load_average_1min", "{:.1f}"),
     ]
+    columns = [(mode, suffix) for suffix in LAYOUTS.values() for mode in MODES if f"depth_per_s_{mode}{suffix}" in r]
+    names = {"": "", "_split_executor": " (split executor)"}
     lines = [
         "## Simulated pipeline: per-sweep vs rolling stacks",
         "",
-        "All four nodes of the `sim` setup in one process and one 4-thread executor, as `dfdnet run --sim`: "
-        "sim_camera 640x480 at 30 fps, 5 focus distances (0.4-2 m, ping-pong, 10 ms settle, 45 ms dwell), "
-        "stack_buffer per sweep or rolling, dfd_inference with the classical back end; "
-        f"{r['seconds_per_mode']:.0f} s measured per mode after warm-up. Latency: depth arrival minus the exposure "
-        "start of the newest frame in its stack (includes the simulated camera's readout wait). "
-        f"Machine: {r['machine']}; 1-minute load average {r['load_average_1min_start']:.1f} at the start "
-        f"(the CPUs are shared); {r['date']}; command `{r['command']}`.",
+        "The four nodes of the `sim` setup in one process, as `dfdnet run --sim`: sim_camera 640x480 at 30 fps, "
+        "5 focus distances (0.4-2 m, ping-pong, 10 ms settle, 45 ms dwell), stack_buffer per sweep or rolling, "
+        f"dfd_inference with the classical back end; {r['seconds_per_mode']:.0f} s measured per run after warm-up. "
+        "Executor: one 4-thread MultiThreadedExecutor for all nodes, as `dfdnet run` (plain columns); \"split "
+        "executor\" columns: dfd_inference in its own thread and SingleThreadedExecutor, the other nodes in a "
+        "SingleThreadedExecutor. Latency: depth arrival minus the exposure start of the newest frame of its stack "
+        "(it includes the simulated camera's readout wait of up to one lens step). "
+        f"Machine: {r['machine']}, shared with other jobs (see the load average); {r['date']}; "
+        f"command `{r['command']}`.",
         "",
-        "| figure | per sweep | rolling |",
-        "|---|---|---|",
+        "| figure | " + " | ".join(f"{m.replace('_', ' ')}{names[x]}" for m, x in columns) + " |",
+        "|---|" + "---|" * len(columns),
     ]
     for label, key, fmt in rows:
-        cells = [fmt.format(r.get(f"{key}_{mode}", 0.0)) for mode in MODES]
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+        cells = [fmt.format(r.get(f"{key}_{mode}{suffix}", 0.0)) for mode, suffix in columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for suffix in LAYOUTS.values():
+        ratio = r.get(f"depth_rate_ratio_rolling_over_per_sweep{suffix}")
+        if ratio is not None:
+            lines.append(f"Rolling / per-sweep depth rate{names[suffix]}: **{ratio:.2f}x** (goal >= 4x).  ")
     lines += [
         "",
-        f"Rolling / per-sweep depth rate: **{r['depth_rate_ratio_rolling_over_per_sweep']:.2f}x** (goal >= 4x).",
-        "",
-        f"Depth image -> PointCloud2 message at 640x480 (`depth_to_points` + `pointcloud_msg`, median): "
+        f"Depth image -> PointCloud2 message at 640x480 (`depth_to_points` + `pointcloud_msg`, median of 20): "
         f"{r['pointcloud_ms_xyz_640x480']:.1f} ms xyz, {r['pointcloud_ms_xyzrgb_640x480']:.1f} ms xyz+rgb.",
     ]
     if r.get("notes"):
@@ -259,8 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of per_sweep,rolling")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"), help="folder for JSON and Markdown")
     parser.add_argument("--notes", default="", help="a sentence added to the Markdown section")
-    parser.add_argument("--executor", default="multi", choices=("multi", "split"),
-                        help="multi: as `dfdnet run` (default); split: inference in its own thread and executor")
+    parser.add_argument("--executors", default=",".join(LAYOUTS),
+                        help="comma-separated subset of multi (as `dfdnet run`), split (inference in its own thread)")
     args = parser.parse_args(argv)
     from dfdnet_ros.runner import default_params_file
 
@@ -270,26 +285,26 @@ def main(argv: list[str] | None = None) -> int:
                    f"{platform.python_version()}",
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
         "date": datetime.date.today().isoformat(),
-        "load_average_1min_start": os.getloadavg()[0],
         "seconds_per_mode": args.seconds,
         "image_width_px": 640, "image_height_px": 480, "stack_size": 5, "camera_fps_nominal": 30.0,
         "backend": "classical",
     }
-    for mode in args.modes.split(","):
-        print(f"pipeline: {mode} ...", flush=True)
-        for key, value in run_mode(mode, args.seconds, args.warmup, params_file, args.executor).items():
-            results[f"{key}_{mode}"] = value
-    if all(f"depth_per_s_{m}" in results for m in MODES):
-        results["depth_rate_ratio_rolling_over_per_sweep"] = (
-            results["depth_per_s_rolling"] / max(results["depth_per_s_per_sweep"], 1e-9))
+    for layout in args.executors.split(","):
+        suffix = LAYOUTS[layout]
+        for mode in args.modes.split(","):
+            print(f"pipeline: {mode}, {layout} executor ...", flush=True)
+            for key, value in run_mode(mode, args.seconds, args.warmup, params_file, layout).items():
+                results[f"{key}_{mode}{suffix}"] = value
+        if all(f"depth_per_s_{m}{suffix}" in results for m in MODES):
+            results[f"depth_rate_ratio_rolling_over_per_sweep{suffix}"] = (
+                results[f"depth_per_s_rolling{suffix}"] / max(results[f"depth_per_s_per_sweep{suffix}"], 1e-9))
     results |= pointcloud_ms(runs=20)
-    results["load_average_1min_end"] = os.getloadavg()[0]
     results["notes"] = args.notes
     results = {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    if "depth_rate_ratio_rolling_over_per_sweep" in results:
+    if any(k.startswith("depth_rate_ratio") for k in results):
         markdown = _markdown(results)
         (out / "pipeline.md").write_text(markdown)
         print(markdown)

@@ -30,7 +30,9 @@ from dfdnet_core.estimator import DepthResult, register_backend
 from dfdnet_core.stack import FocalStack
 
 SHIPPED_MODEL = "dfdnet_tiny.safetensors"
-"""File name of the shipped model in ``models/`` (source tree) or ``share/dfdnet/models`` (installed)."""
+"""File name of the shipped model in ``models/`` (source tree) or ``share/dfdnet_ros/models`` (installed)."""
+ROS_PACKAGE = "dfdnet_ros"
+"""The ROS package whose share folder holds ``models/`` once installed (CMakeLists.txt installs it)."""
 MODELS_DIR_ENV = "DFDNET_MODELS_DIR"
 """Environment variable naming an extra folder searched first for the shipped model."""
 
@@ -38,8 +40,8 @@ MODELS_DIR_ENV = "DFDNET_MODELS_DIR"
 def model_search_dirs() -> list[Path]:
     """Folders searched for the shipped model, in order.
 
-    ``$DFDNET_MODELS_DIR``; the ament share folder of the ``dfdnet`` ROS package (when
-    ``ament_index_python`` is importable and the package is installed); ``<prefix>/share/dfdnet/models``
+    ``$DFDNET_MODELS_DIR``; the ament share folder of the ``dfdnet_ros`` package (when
+    ``ament_index_python`` is importable and the package is installed); ``<prefix>/share/dfdnet_ros/models``
     of this Python; the source tree's ``models/``.
     """
     dirs: list[Path] = []
@@ -49,12 +51,12 @@ def model_search_dirs() -> list[Path]:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
         try:
-            dirs.append(Path(get_package_share_directory("dfdnet")) / "models")
+            dirs.append(Path(get_package_share_directory(ROS_PACKAGE)) / "models")
         except (PackageNotFoundError, OSError):  # not installed, or no ROS environment sourced
             pass
     except ImportError:
         pass
-    dirs.append(Path(sys.prefix) / "share" / "dfdnet" / "models")
+    dirs.append(Path(sys.prefix) / "share" / ROS_PACKAGE / "models")
     dirs.append(Path(__file__).resolve().parent.parent / "models")
     return dirs
 
@@ -106,7 +108,9 @@ class TorchDfDNet:
         try:
             self.device = torch.device(device)
         except (RuntimeError, TypeError):
-            raise ConfigError(f"device must be a torch device string such as 'cpu' or 'cuda:0', got {device!r}") from None
+            raise ConfigError(
+                f"device must be a torch device string such as 'cpu' or 'cuda:0', got {device!r}"
+            ) from None
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} requested but CUDA is not available")
         if num_threads:

@@ -4,7 +4,9 @@ Two sources of stacks:
 
 * replay (default): lens states, camera frames and camera infos go through the same
   :class:`~dfdnet_core.stack_assembler.StackAssembler` as the live stack_buffer node (configured from the
-  ``stack_buffer`` section of a ROS 2 parameter file, if given), in header-stamp order;
+  ``stack_buffer`` section of a ROS 2 parameter file, if given). By default in recording order, which is what
+  stack_buffer saw live and what ``ros2 bag play`` replays (the sim's replay then gives the recorded stacks);
+  ``order="stamp"`` sorts by header stamp instead (pairing independent of transport delays);
 * recorded stacks (``from_stacks``): the ``FocusStack`` messages stack_buffer published while recording.
 
 Each stack is scored against the ground-truth depth image nearest in time to its stamp (the newest frame's
@@ -25,7 +27,7 @@ import dataclasses
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -65,7 +67,7 @@ class BagEvalOptions:
     Attributes:
         topics: topic of each kind.
         from_stacks: use the recorded FocusStack messages instead of replaying frames and lens states.
-        order: ``"stamp"`` (header stamps, sorted) or ``"log"`` (as recorded, what the live node saw).
+        order: ``"log"`` (as recorded: what the live node saw) or ``"stamp"`` (sorted by header stamp).
         max_gt_offset_s: a ground-truth image further than this from the stack's stamp is not used (seconds).
         focal_length_m: lens focal length in metres overriding the bag's (0 = from the bag).
         f_number: aperture f-number overriding the bag's (0 = from the bag).
@@ -74,7 +76,7 @@ class BagEvalOptions:
 
     topics: BagTopics = field(default_factory=BagTopics)
     from_stacks: bool = False
-    order: str = "stamp"
+    order: str = "log"
     max_gt_offset_s: float = 0.1
     focal_length_m: float = 0.0
     f_number: float = 0.0
@@ -191,7 +193,7 @@ class _GroundTruth:
 
 
 class _Stacks:
-    """Turns bag items into (stamp, stack) pairs: replayed through the assembler, or recorded stacks."""
+    """Turns bag items into stacks: frames and lens states through the assembler, or recorded stacks as they are."""
 
     def __init__(self, assembler: StackAssembler) -> None:
         self.assembler = assembler
@@ -214,8 +216,8 @@ class _Stacks:
 
 def bag_stack_samples(
     bag: BagReader, options: BagEvalOptions, stats: BagEvalStats, assembler: StackAssembler | None = None
-) -> Iterator[StackSample]:
-    """The bag's focal stacks as StackSamples with their nearest ground truth, in stamp order.
+) -> Generator[StackSample, None, None]:
+    """The bag's focal stacks as StackSamples with their nearest ground truth, in the order they complete.
 
     Args:
         bag: the open bag.
@@ -242,10 +244,10 @@ def bag_stack_samples(
             gt.images.append(item.record)
         pending.extend(source.feed(item))
         while pending and pending[0].stamp_ns + gt.max_offset_ns < newest_ns:
-            yield _sample(pending.popleft(), gt, options, bag_optics, stats)
+            yield _sample(pending.popleft(), gt, options, bag_optics, stats, source.intrinsics)
         gt.trim(pending[0].stamp_ns if pending else newest_ns)
     while pending:
-        yield _sample(pending.popleft(), gt, options, bag_optics, stats)
+        yield _sample(pending.popleft(), gt, options, bag_optics, stats, source.intrinsics)
 
 
 def _sample(
@@ -254,6 +256,7 @@ def _sample(
     options: BagEvalOptions,
     bag_optics: Mapping[str, float],
     stats: BagEvalStats,
+    latest_intrinsics: CameraIntrinsics | None,
 ) -> StackSample:
     hw = (int(stack.images.shape[1]), int(stack.images.shape[2]))
     depth = gt.nearest(stack.stamp_ns, hw)
@@ -267,9 +270,8 @@ def _sample(
                 return value
         return None
 
-    intr = stack.intrinsics
-    if intr is not None and (intr.height_px, intr.width_px) != hw:
-        intr = None
+    intr = next((k for k in (stack.intrinsics, latest_intrinsics)  # a first frame may precede its camera info
+                 if k is not None and (k.height_px, k.width_px) == hw), None)
     stats.stacks += 1
     stats.stacks_with_ground_truth += depth is not None
     return StackSample(
@@ -326,6 +328,7 @@ def evaluate_bag(
         label = f"rosbag2: {Path(bag_path).name}"
         report = evaluate(estimators, stream, config, out_dir, dataset=label, progress=progress,
                           metadata=metadata)
+        samples.close()
     if not options.from_stacks:
         stats.assembler = dataclasses.asdict(assembler.stats())
     report.metadata["bag"] = dataclasses.asdict(stats)

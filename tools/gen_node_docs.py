@@ -53,6 +53,13 @@ TOPICS = {
          "`/dfd/all_in_focus` (sensor_msgs/Image, rgb8)", "`/dfd/confidence` (sensor_msgs/Image, 32FC1, 0..1)",
          "`/diagnostics`: stacks, ms per stack, latency, back end, drops by reason"],
     ),
+    "dfd_recorder": (
+        "Records the pipeline's topics into a rosbag2 (mcap or sqlite3) without rosbag2 itself (pure-Python "
+        "`rosbags` writer, raw CDR from the subscriptions, type hashes and definitions stored so `ros2 bag play` "
+        "accepts it). `dfdnet record --sim` runs it beside the simulated pipeline; `dfdnet eval --bag` replays it.",
+        ["the camera, lens-state, ground-truth (and optionally stack/depth) topics named by its parameters"],
+        ["none (writes the bag)"],
+    ),
 }
 
 

@@ -133,7 +133,9 @@ class TrainConfig:
             raise ConfigError(f"pool_size {self.pool_size!r} must be >= batch_size {self.batch_size!r}")
         lo, hi = self.n_slices
         if not 2 <= lo <= hi:
-            raise ConfigError(f"n_slices must be an inclusive (min, max) range with 2 <= min <= max, got {self.n_slices!r}")
+            raise ConfigError(
+                f"n_slices must be an inclusive (min, max) range with 2 <= min <= max, got {self.n_slices!r}"
+            )
         if not 0.0 <= self.dfd_indoor_fraction <= 1.0:
             raise ConfigError(f"dfd_indoor_fraction must be in [0, 1], got {self.dfd_indoor_fraction!r}")
         for name in ("learning_rate", "min_depth_m", "max_depth_m"):

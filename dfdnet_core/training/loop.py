@@ -109,7 +109,9 @@ def forward_loss(model: nn.Module, batch: Batch, config: TrainConfig, device: to
     return pred, terms
 
 
-def validate(model: DfDNet, samples: list[TrainingSample], config: TrainConfig, device: torch.device) -> dict[str, float]:
+def validate(
+    model: DfDNet, samples: list[TrainingSample], config: TrainConfig, device: torch.device
+) -> dict[str, float]:
     """AbsRel and delta<1.25 in metres over the valid pixels of the held-out samples."""
     if not samples:
         return {}

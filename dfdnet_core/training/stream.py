@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -52,7 +53,7 @@ def training_sources(config: TrainConfig) -> list[tuple[Sequence[RgbdSample], fl
         return [(procedural, 1.0)]
     from dfdnet_core.data import open_dataset
 
-    indoor = open_dataset("dfd_indoor", config.dfd_indoor_root, split="train")
+    indoor = cast(Sequence[RgbdSample], open_dataset("dfd_indoor", config.dfd_indoor_root, split="train"))
     return [(procedural, 1.0 - config.dfd_indoor_fraction), (indoor, config.dfd_indoor_fraction)]
 
 

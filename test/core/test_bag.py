@@ -228,10 +228,11 @@ def test_decode_image_honours_step_padding_and_byte_order() -> None:
 
 
 # ------------------------------------------------------------------------------------------------------ evaluation
-def test_eval_from_bag_replays_the_sweeps_and_scores_the_classical_baseline(recording, tmp_path: Path) -> None:
+@pytest.mark.parametrize("order", ["log", "stamp"])
+def test_eval_from_bag_replays_the_sweeps_and_scores_the_classical_baseline(recording, tmp_path: Path, order) -> None:
     path, records, _ = recording
     report = evaluate_bag({"classical": make_estimator("classical")}, path, EvalConfig(panels=1), tmp_path,
-                          progress=False)
+                          progress=False, options=BagEvalOptions(order=order))
     bag = report.metadata["bag"]
     assert bag["stacks"] == bag["stacks_with_ground_truth"] == SWEEPS
     stats = bag["assembler"]
@@ -285,10 +286,10 @@ def test_params_file_and_options_set_topics_pairing_and_optics(tmp_path: Path) -
     params = tmp_path / "p.yaml"
     params.write_text("stack_buffer:\n  ros__parameters:\n    focal_length_m: 0.016\n    f_number: 2.0\n"
                       "    pixel_pitch_m: 3.45e-6\n    require_intrinsics: true\n    rolling: true\n")
-    opts = bag_eval_options({"image_topic": "cam/image_raw", "f_number": 2.8, "order": "log"}, params_file=params)
+    opts = bag_eval_options({"image_topic": "cam/image_raw", "f_number": 2.8, "order": "stamp"}, params_file=params)
     assert opts.topics.image == "/cam/image_raw" and opts.topics.lens_state == "/dfd/lens_state"
     assert opts.assembler.require_intrinsics and opts.assembler.rolling
-    assert (opts.focal_length_m, opts.f_number, opts.order) == (0.016, 2.8, "log")
+    assert (opts.focal_length_m, opts.f_number, opts.order) == (0.016, 2.8, "stamp")
 
 
 def test_dfdnet_eval_bag_command_writes_the_report(recording, tmp_path: Path, capsys) -> None:

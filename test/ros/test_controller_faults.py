@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rosutil import Collector, Graph  # noqa: I001 - skips the module without ROS
+from rosutil import Collector, Graph  # first: skips the module without ROS
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.parameter import Parameter
@@ -29,7 +29,7 @@ from dfdnet_ros.msg import LensState
 
 pytest.importorskip("serial")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from fake_optotune import FakeOptotune  # noqa: E402 - test support module in test/core
+from fake_optotune import FakeOptotune  # test support module in test/core
 
 NEAR_M, FAR_M, N_FOCUS = 0.5, 2.0, 4
 NODE = "focus_sweep_controller"

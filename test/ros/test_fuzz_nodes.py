@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from rosutil import Collector, Graph, diagnostics_values  # noqa: I001 - skips the module without ROS
+from rosutil import Collector, Graph, diagnostics_values  # first: skips the module without ROS
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray

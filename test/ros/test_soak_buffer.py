@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from rosutil import Graph  # noqa: I001 - skips the module without ROS
+from rosutil import Graph  # first: skips the module without ROS
 
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
