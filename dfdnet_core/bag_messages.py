@@ -325,7 +325,7 @@ def decode_image(
         raise DataError(f"{where}: empty {encoding} image {width}x{height} px")
     if step < row_bytes or buf.size < step * height:
         raise DataError(f"{where}: {encoding} image {width}x{height} px needs step >= {row_bytes} and "
-                        f"{row_bytes * height} bytes, got step {step} and {buf.size} bytes")
+                        f"{step * height} bytes, got step {step} and {buf.size} bytes")
     rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
     pixels = np.ascontiguousarray(rows).view(dtype).reshape(height, width, channels).astype(dtype.newbyteorder("="))
     return pixels[:, :, 0] if channels == 1 else pixels

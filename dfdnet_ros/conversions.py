@@ -14,24 +14,13 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from dfdnet_core.bag_messages import decode_image, encode_image, intrinsics_from_matrices
 from dfdnet_core.camera import CameraIntrinsics
-from dfdnet_core.errors import StackError
+from dfdnet_core.errors import DataError, StackError
 from dfdnet_core.optics import LensOptics
 from dfdnet_core.pointcloud import pointcloud2_fields_and_data
 from dfdnet_core.stack import FocalStack
 from dfdnet_ros.msg import FocusStack, LensState
-
-_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
-    "rgb8": (np.dtype(np.uint8), 3),
-    "bgr8": (np.dtype(np.uint8), 3),
-    "rgba8": (np.dtype(np.uint8), 4),
-    "bgra8": (np.dtype(np.uint8), 4),
-    "mono8": (np.dtype(np.uint8), 1),
-    "mono16": (np.dtype(np.uint16), 1),
-    "16UC1": (np.dtype(np.uint16), 1),
-    "32FC1": (np.dtype(np.float32), 1),
-}
-
 
 def time_to_ns(stamp: Time) -> int:
     """A builtin_interfaces/Time as int nanoseconds."""
@@ -51,24 +40,9 @@ def image_to_numpy(msg: Image) -> npt.NDArray:
         StackError: unsupported encoding, or a data size that does not match width/height/step.
     """
     try:
-        dtype, channels = _ENCODINGS[msg.encoding]
-    except KeyError:
-        raise StackError(f"unsupported image encoding {msg.encoding!r}; supported: {sorted(_ENCODINGS)}") from None
-    dtype = dtype.newbyteorder(">" if msg.is_bigendian else "<")
-    row_bytes = msg.width * channels * dtype.itemsize
-    if msg.width == 0 or msg.height == 0:
-        raise StackError(f"empty image {msg.width}x{msg.height}")
-    if msg.step < row_bytes or len(msg.data) < msg.step * msg.height:
-        raise StackError(
-            f"{msg.encoding} image {msg.width}x{msg.height} needs step >= {row_bytes} and "
-            f"{msg.step * msg.height} bytes, got step {msg.step} and {len(msg.data)} bytes"
-        )
-    buf = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray, memoryview)) else msg.data,
-                        dtype=np.uint8, count=msg.step * msg.height)
-    rows = buf.reshape(msg.height, msg.step)[:, :row_bytes]
-    array = rows.copy().view(dtype).reshape(msg.height, msg.width, channels)
-    array = array.astype(dtype.newbyteorder("="), copy=False)
-    return array[:, :, 0] if channels == 1 else array
+        return decode_image(msg.width, msg.height, msg.encoding, bool(msg.is_bigendian), msg.step, msg.data)
+    except DataError as exc:
+        raise StackError(str(exc)) from None
 
 
 def numpy_to_image(array: npt.NDArray, encoding: str, header: Header) -> Image:
@@ -78,36 +52,24 @@ def numpy_to_image(array: npt.NDArray, encoding: str, header: Header) -> Image:
         StackError: the array's dtype or channel count does not fit ``encoding``.
     """
     try:
-        dtype, channels = _ENCODINGS[encoding]
-    except KeyError:
-        raise StackError(f"unsupported image encoding {encoding!r}") from None
-    arr = np.ascontiguousarray(array)
-    got_channels = 1 if arr.ndim == 2 else arr.shape[2]
-    if arr.dtype != dtype or arr.ndim not in (2, 3) or got_channels != channels:
-        raise StackError(f"{encoding} needs {channels} channel(s) of {dtype}, got {arr.dtype} {arr.shape}")
-    msg = Image()
-    msg.header = header
-    msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = msg.width * channels * dtype.itemsize
-    msg.data = arr.tobytes()
+        width, height, step, data = encode_image(array, encoding)
+    except DataError as exc:
+        raise StackError(str(exc)) from None
+    msg = Image(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step)
+    msg.data = data.tobytes()
     return msg
 
 
 def intrinsics_from_camera_info(msg: CameraInfo) -> CameraIntrinsics:
-    """Intrinsics from P (rectified), falling back to K when P is all zero.
+    """Intrinsics from P (rectified), falling back to K when P holds no focal length.
 
     Raises:
-        ConfigError: the matrix holds no usable focal length or the size is zero.
+        StackError: neither matrix holds a usable focal length, or the size is zero.
     """
-    p = list(msg.p)
-    if any(p) and p[0] > 0 and p[5] > 0:
-        fx, fy, cx, cy = p[0], p[5], p[2], p[6]
-    else:
-        k = list(msg.k)
-        fx, fy, cx, cy = k[0], k[4], k[2], k[5]
-    return CameraIntrinsics(int(msg.width), int(msg.height), float(fx), float(fy), float(cx), float(cy))
+    intr = intrinsics_from_matrices(msg.width, msg.height, list(msg.k), list(msg.p))
+    if intr is None:
+        raise StackError(f"camera_info {msg.width}x{msg.height} px holds no usable focal length in P or K")
+    return intr
 
 
 def camera_info_from_intrinsics(intr: CameraIntrinsics, header: Header) -> CameraInfo:

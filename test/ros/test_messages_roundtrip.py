@@ -102,10 +102,10 @@ def test_image_with_padded_rows_and_big_endian_data_is_read_correctly():
 def test_truncated_image_and_unknown_encoding_raise_clear_errors():
     msg = numpy_to_image(np.zeros((4, 5, 3), np.uint8), "rgb8", Header())
     msg.data = bytes(msg.data)[:-1]
-    with pytest.raises(StackError, match=r"rgb8 image 5x4 needs step >= 15 and 60 bytes, got step 15 and 59"):
+    with pytest.raises(StackError, match=r"rgb8 image 5x4 px needs step >= 15 and 60 bytes, got step 15 and 59"):
         image_to_numpy(msg)
     msg.encoding = "yuv422_yuy2"
-    with pytest.raises(StackError, match="unsupported image encoding 'yuv422_yuy2'"):
+    with pytest.raises(StackError, match="encoding .yuv422_yuy2. is not supported"):
         image_to_numpy(msg)
 
 
