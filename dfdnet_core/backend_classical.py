@@ -241,6 +241,12 @@ class ClassicalDfF:
         n = stack.size
         if not 3 <= n <= _MAX_SLICES:
             raise StackError(f"classical depth from focus needs 3 to {_MAX_SLICES} slices, got {n}")
+        min_side_px = cfg.window_px + 2 * cfg.median_px
+        if min(stack.height_px, stack.width_px) < min_side_px:
+            raise StackError(
+                f"classical depth from focus needs images of at least {min_side_px}x{min_side_px} px (focus window "
+                f"and median filter), got {stack.width_px}x{stack.height_px} px"
+            )
         disparity = 1.0 / stack.focus_distances_m
         order = np.argsort(disparity)  # far (small 1/d) to near
         s = disparity[order].astype(np.float32)

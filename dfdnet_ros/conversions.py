@@ -16,7 +16,7 @@ from std_msgs.msg import Header
 
 from dfdnet_core.bag_messages import decode_image, encode_image, intrinsics_from_matrices
 from dfdnet_core.camera import CameraIntrinsics
-from dfdnet_core.errors import DataError, StackError
+from dfdnet_core.errors import DataError, OpticsError, StackError
 from dfdnet_core.optics import LensOptics
 from dfdnet_core.pointcloud import pointcloud2_fields_and_data
 from dfdnet_core.stack import FocalStack
@@ -135,7 +135,10 @@ def focal_stack_from_msg(msg: FocusStack, default_optics: LensOptics | None = No
             raise StackError(f"stack image {i} is {array.shape[1]}x{array.shape[0]} px, image 0 is "
                              f"{images[0].shape[1]}x{images[0].shape[0]} px")
         images.append(np.ascontiguousarray(array))
-    optics = optics_from_stack_msg(msg) or default_optics
+    try:
+        optics = optics_from_stack_msg(msg) or default_optics
+    except OpticsError as exc:
+        raise StackError(f"stack optics are invalid: {exc}") from None
     if optics is None:
         raise StackError("stack carries no optics (f_number, focal_length_m, pixel_pitch_m are 0) and no default")
     if msg.camera_info.width == 0:

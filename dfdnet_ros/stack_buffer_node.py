@@ -90,7 +90,7 @@ class StackBufferNode(Node):
             try:
                 stack = done.to_focal_stack()
             except DfdError as exc:
-                reason = "no_camera_info" if done.intrinsics is None else "no_optics"
+                reason = "stack.no_camera_info" if done.intrinsics is None else "stack.no_optics"
                 self.diagnostics.drop(reason, str(exc))
                 continue
             self._pub.publish(focus_stack_to_msg(stack, done.stamps_ns))

@@ -424,19 +424,19 @@ class OptotuneLensDriver:
     def _exchange(self, payload: bytes, reply_len: int) -> bytes:
         """Send ``payload`` + CRC; read ``reply_len`` payload bytes + CRC + CRLF and check them."""
         port = self._port()
-        stray = port.in_waiting
-        if stray:
-            self.stray_byte_count += stray
-            port.reset_input_buffer()
-        try:
+        try:  # pyserial's SerialException and SerialTimeoutException are OSErrors (also: adapter unplugged)
+            stray = port.in_waiting
+            if stray:
+                self.stray_byte_count += stray
+                port.reset_input_buffer()
             port.write(with_crc(payload))
-        except OSError as exc:  # pyserial's SerialException and SerialTimeoutException are OSErrors
-            raise _LinkError(f"write of {payload[:4]!r} failed: {exc}", timeout=True) from exc
-        if reply_len == 0:
-            return b""
-        want = reply_len + 4
-        port.timeout = self.timeout_s
-        frame = port.read(want)
+            if reply_len == 0:
+                return b""
+            want = reply_len + 4
+            port.timeout = self.timeout_s
+            frame = port.read(want)
+        except OSError as exc:
+            raise _LinkError(f"serial I/O for {payload[:4]!r} failed: {exc}", timeout=True) from exc
         command = payload[:4].decode("ascii", "replace")
         if len(frame) < want:
             raise _LinkError(

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -200,7 +201,11 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
         return
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     steps = [r["step"] for r in history]
-    ax.plot(steps, [r["loss"] for r in history], color="tab:blue", lw=1, label="loss")
+    losses = np.asarray([r["loss"] for r in history], dtype=np.float64)
+    ax.plot(steps, losses, color="tab:blue", lw=0.6, alpha=0.4, label="loss (logged steps)")
+    window = min(10, len(losses))
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    ax.plot(steps[window - 1 :], smooth, color="tab:blue", lw=1.8, label=f"loss, mean of {window} rows")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (SILog + gradient)")
     ax.set_yscale("log")
@@ -209,6 +214,7 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
         ax2 = ax.twinx()
         ax2.plot(*zip(*val), "o-", color="tab:red", ms=3, label="val AbsRel")
         ax2.set_ylabel("validation AbsRel", color="tab:red")
+    ax.legend(loc="lower left", fontsize=8)
     ax.set_title("DfDNet training")
     fig.tight_layout()
     fig.savefig(path)
