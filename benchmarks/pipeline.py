@@ -2,7 +2,8 @@
 
 The four nodes of the ``sim`` setup (sim_camera 640x480 at 30 fps, focus_sweep_controller with 5 focus distances,
 stack_buffer, dfd_inference with the classical back end), with the parameters of config/dfd_sim.yaml, run in one
-process and one multi-threaded executor, as ``dfdnet run --sim`` runs them, plus a probe node subscribed to
+process with dfd_inference in its own thread and executor, as ``dfdnet run --sim`` runs them (and, for
+comparison, all in one rclpy MultiThreadedExecutor), plus a probe node subscribed to
 /dfd/depth. Two runs, one after the other in this one invocation: stack_buffer ``rolling=False`` (one stack per
 sweep) and ``rolling=True`` (a stack on every newly paired frame after the first sweep). Each run warms up until
 the first depth image arrives (the simulated camera renders each focus distance once) plus a few seconds, then
@@ -41,7 +42,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("per_sweep", "rolling")
-LAYOUTS = {"multi": "", "split": "_split_executor"}  # executor layout -> suffix of its keys
+LAYOUTS = {"split": "", "multi": "_multi_executor"}  # executor layout -> suffix of its keys
 
 
 def _cpu_count() -> int:
@@ -72,7 +73,7 @@ def _snapshot(nodes: dict[str, Any]) -> dict[str, float]:
 def _executors(layout: str, nodes: dict[str, Any], probe: Any, context: Any) -> tuple[Any, list[tuple[Any, Any]]]:
     """The executor spun in this thread, and (executor, thread) pairs spinning in the background.
 
-    ``multi``: one MultiThreadedExecutor with 4 threads for every node, as ``dfdnet run`` does.
+    ``multi``: one MultiThreadedExecutor with 4 threads for every node (for comparison).
     ``split``: a SingleThreadedExecutor for camera, controller, buffer and probe in this thread, and a second one in
     its own thread for dfd_inference, so the back end's long callbacks do not hold up the others.
     """
@@ -97,7 +98,7 @@ def _executors(layout: str, nodes: dict[str, Any], probe: Any, context: Any) -> 
     return main, [(side, thread)]
 
 
-def run_mode(mode: str, seconds: float, warmup_s: float, params_file: Path, layout: str = "multi") -> dict[str, float]:
+def run_mode(mode: str, seconds: float, warmup_s: float, params_file: Path, layout: str = "split") -> dict[str, float]:
     """Run the sim pipeline in one mode; returns flat figures (units in the keys)."""
     import rclpy
     from sensor_msgs.msg import Image
@@ -237,16 +238,17 @@ def _markdown(results: dict[str, Any]) -> str:
         ("1-minute load average of the machine at the start", "load_average_1min", "{:.1f}"),
     ]
     columns = [(mode, suffix) for suffix in LAYOUTS.values() for mode in MODES if f"depth_per_s_{mode}{suffix}" in r]
-    names = {"": "", "_split_executor": " (split executor)"}
+    names = {"": "", "_multi_executor": " (multi-threaded executor)"}
     lines = [
         "## Simulated pipeline: per-sweep vs rolling stacks",
         "",
         "The four nodes of the `sim` setup in one process, as `dfdnet run --sim`: sim_camera 640x480 at 30 fps, "
         "5 focus distances (0.4-2 m, ping-pong, 10 ms settle, 45 ms dwell), stack_buffer per sweep or rolling, "
         f"dfd_inference with the classical back end; {r['seconds_per_mode']:.0f} s measured per run after warm-up. "
-        "Executor: one 4-thread MultiThreadedExecutor for all nodes, as `dfdnet run` (plain columns); \"split "
-        "executor\" columns: dfd_inference in its own thread and SingleThreadedExecutor, the other nodes in a "
-        "SingleThreadedExecutor. Latency: depth arrival minus the exposure start of the newest frame of its stack "
+        "Executors as `dfdnet run` (plain columns): dfd_inference in its own thread and SingleThreadedExecutor, the "
+        "other nodes in a SingleThreadedExecutor; \"multi-threaded executor\" columns: one 4-thread "
+        "MultiThreadedExecutor for all nodes, which busy-waits and starves the callbacks (ros2/rclpy#1452). "
+        "Latency: depth arrival minus the exposure start of the newest frame of its stack "
         "(it includes the simulated camera's readout wait of up to one lens step). "
         f"Machine: {r['machine']}, shared with other jobs (see the load average); {r['date']}; "
         f"command `{r['command']}`.",
@@ -287,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"), help="folder for JSON and Markdown")
     parser.add_argument("--notes", default="", help="a sentence added to the Markdown section")
     parser.add_argument("--executors", default=",".join(LAYOUTS),
-                        help="comma-separated subset of multi (as `dfdnet run`), split (inference in its own thread)")
+                        help="comma-separated subset of split (as `dfdnet run`), multi (one MultiThreadedExecutor)")
     args = parser.parse_args(argv)
     from dfdnet_ros.runner import default_params_file
 

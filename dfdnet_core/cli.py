@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     pro.add_argument("--psf-exponent", type=float, default=2.0, help="p of the generalised Gaussian PSF")
     pro.add_argument("--sensor-width-mm", type=float, default=36.0, help="physical width of the long image edge")
     pro.add_argument("--focal-length-mm", type=float, default=None, help="fixed focal length (default pitch x fx)")
-    pro.add_argument("--fallback-hfov-deg", type=float, default=60.0, help="field of view if a sample has no intrinsics")
+    pro.add_argument("--fallback-hfov-deg", type=float, default=60.0,
+                     help="field of view if a sample has no intrinsics")
     out = ev.add_argument_group("scoring and output")
     out.add_argument("--min-depth", type=float, default=1e-3, help="ground truth below this (m) is not scored")
     out.add_argument("--max-depth", type=float, default=float("inf"), help="ground truth above this (m) is not scored")

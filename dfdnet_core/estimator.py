@@ -68,7 +68,7 @@ def make_estimator(name: str, **options: Any) -> DepthEstimator:
 
 def _load_builtin_backends() -> None:
     """Import the built-in back ends so that they register themselves."""
-    import dfdnet_core.backend_classical  # noqa: F401
+    import dfdnet_core.backend_classical
     try:  # the torch back end needs torch; installs without it keep the others
         import dfdnet_core.backend_torch  # noqa: F401
     except ModuleNotFoundError as exc:

@@ -160,7 +160,9 @@ class RenderProtocol:
         if not (math.isfinite(self.sensor_width_m) and self.sensor_width_m > 0):
             raise ConfigError(f"sensor_width_m must be a positive number of metres, got {self.sensor_width_m!r}")
         if self.focal_length_m is not None and not (math.isfinite(self.focal_length_m) and self.focal_length_m > 0):
-            raise ConfigError(f"focal_length_m must be None or a positive number of metres, got {self.focal_length_m!r}")
+            raise ConfigError(
+                f"focal_length_m must be None or a positive number of metres, got {self.focal_length_m!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class ControllerConfig:
             raise ConfigError(f"dwell_time_s must be >= 0 s, got {self.dwell_time_s!r}")
         if not (math.isfinite(self.reconnect_period_s) and self.reconnect_period_s > 0):
             raise ConfigError(f"reconnect_period_s must be > 0 s, got {self.reconnect_period_s!r}")
-        self.driver_options_dict  # validates the JSON
+        _ = self.driver_options_dict  # validates the JSON
 
     @property
     def driver_options_dict(self) -> dict[str, Any]:
@@ -91,7 +91,9 @@ class InferenceConfig:
         default="", metadata={"description": "model file for learned back ends ('' = the shipped default)"}
     )
     publish_points: bool = field(default=True, metadata={"description": "publish /dfd/points (PointCloud2)"})
-    points_with_rgb: bool = field(default=True, metadata={"description": "colour the points from the all-in-focus image"})
+    points_with_rgb: bool = field(
+        default=True, metadata={"description": "colour the points from the all-in-focus image"}
+    )
     num_threads: int = field(
         default=0, metadata={"description": "CPU threads for the back end (0 = library default)", "range": (0, 256, 1)}
     )

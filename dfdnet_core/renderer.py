@@ -97,7 +97,9 @@ def _check_options(mode: str, psf: str, psf_exponent: float, hole_depth_m: float
     if not (math.isfinite(psf_exponent) and psf_exponent > 0):
         raise ConfigError(f"psf_exponent must be a positive finite number, got {psf_exponent!r}")
     if psf == "gaussian" and psf_exponent != 2.0:
-        raise ConfigError(f"psf='gaussian' has exponent 2; use psf='generalised_gaussian' for psf_exponent={psf_exponent!r}")
+        raise ConfigError(
+            f"psf='gaussian' has exponent 2; use psf='generalised_gaussian' for psf_exponent={psf_exponent!r}"
+        )
     if not (math.isfinite(hole_depth_m) and hole_depth_m > 0):
         raise OpticsError(f"hole_depth_m must be a positive finite number of metres, got {hole_depth_m!r}")
     return 2.0 if psf == "gaussian" else float(psf_exponent)
@@ -164,7 +166,8 @@ def render_focal_stack(
     focus_list = focus_distances_m.detach().double().flatten().tolist()
     if not all(f > optics.focal_length_m for f in focus_list):  # NaN fails too
         raise OpticsError(
-            f"focus_distances_m must be > the focal length {optics.focal_length_m!r} m (inf allowed), got {focus_list!r}"
+            f"focus_distances_m must be > the focal length {optics.focal_length_m!r} m (inf allowed), "
+            f"got {focus_list!r}"
         )
 
     device = rgb.device

@@ -81,7 +81,7 @@ class SimCameraConfig:
             raise ConfigError(f"max_readout_latency_s must be in [0, 1] s, got {self.max_readout_latency_s!r}")
         if not (self.initial_focus_m > 0):
             raise ConfigError(f"initial_focus_m must be > 0 m, got {self.initial_focus_m!r}")
-        self.optics  # validates focal length, f-number, pixel pitch
+        _ = self.optics  # validates focal length, f-number, pixel pitch
 
     @property
     def optics(self) -> LensOptics:

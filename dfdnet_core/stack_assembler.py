@@ -324,7 +324,7 @@ class StackAssembler:
         self._lens_in += 1
         try:
             return self._add_lens_state(state)
-        except Exception:  # noqa: BLE001 - the node must never die on one input; counted and tested to be 0
+        except Exception:
             self._drop_lens("internal_error")
             return []
 
@@ -333,7 +333,7 @@ class StackAssembler:
         self._frames_in += 1
         try:
             return self._add_frame(frame)
-        except Exception:  # noqa: BLE001 - see add_lens_state
+        except Exception:
             self._drop_frame("internal_error")
             return []
 

@@ -99,7 +99,9 @@ class SampleRecipe:
         except (TypeError, ValueError):
             raise ConfigError(f"f_numbers must be a sequence of numbers, got {self.f_numbers!r}") from None
         if not f_numbers or any(math.isnan(f) or f <= 0 for f in f_numbers):
-            raise ConfigError(f"f_numbers must be a non-empty set of f-numbers > 0 (inf allowed), got {self.f_numbers!r}")
+            raise ConfigError(
+                f"f_numbers must be a non-empty set of f-numbers > 0 (inf allowed), got {self.f_numbers!r}"
+            )
         object.__setattr__(self, "f_numbers", f_numbers)
         n = self.n_slices
         if isinstance(n, (int, np.integer)) and not isinstance(n, bool):
@@ -124,7 +126,9 @@ class SampleRecipe:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
         if self.focal_length_m is not None and not (math.isfinite(self.focal_length_m) and self.focal_length_m > 0):
-            raise ConfigError(f"focal_length_m must be None or a positive number of metres, got {self.focal_length_m!r}")
+            raise ConfigError(
+                f"focal_length_m must be None or a positive number of metres, got {self.focal_length_m!r}"
+            )
         if not 0.0 < self.fallback_hfov_deg < 180.0:
             raise ConfigError(f"fallback_hfov_deg must be in (0, 180) degrees, got {self.fallback_hfov_deg!r}")
         object.__setattr__(self, "zoom_range", _pair("zoom_range", self.zoom_range, 1.0))

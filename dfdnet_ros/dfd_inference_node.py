@@ -59,7 +59,7 @@ class DfdInferenceNode(Node):
         except DfdError as exc:
             self.diagnostics.drop("backend_error", str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - a back end choking on odd input (cv2.error...) must not stop the node
+        except Exception as exc:
             self.diagnostics.drop("backend_error", f"{type(exc).__name__}: {exc}")
             return
         header = Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)

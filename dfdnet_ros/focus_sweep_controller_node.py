@@ -44,7 +44,7 @@ class FocusSweepControllerNode(Node):
             f"{self.config.driver!r}"
         )
 
-    def _schedule(self, delay_s: float, callback) -> None:  # noqa: ANN001 - a zero-argument callable
+    def _schedule(self, delay_s: float, callback) -> None:
         if self._timer is not None:
             self.destroy_timer(self._timer)
 
@@ -63,7 +63,7 @@ class FocusSweepControllerNode(Node):
         temperature = None
         try:
             temperature = self.driver.status().temperature_c
-        except Exception:  # noqa: BLE001 - a failed read only costs the temperature; set_focus_m reports faults
+        except Exception:
             pass
         self.diagnostics.values["temperature_c"] = "unknown" if temperature is None else f"{temperature:.2f}"
         self.diagnostics.values["lens_settled"] = str(settled)
@@ -83,7 +83,7 @@ class FocusSweepControllerNode(Node):
         self._open = False
         try:
             self.driver.close()
-        except Exception:  # noqa: BLE001 - closing a broken device may fail in any way
+        except Exception:
             pass
         self._schedule(self.config.reconnect_period_s, self._start_step)
 
@@ -102,7 +102,7 @@ class FocusSweepControllerNode(Node):
                 settle_s = self.sweep_config.settle_time_s
             else:
                 settle_s = 0.0
-        except Exception as exc:  # noqa: BLE001 - drivers may fail in any way (pyserial: OSError on unplug)
+        except Exception as exc:
             self._fail(exc)
             return
         self._schedule(settle_s, self._settled)
@@ -133,7 +133,7 @@ class FocusSweepControllerNode(Node):
     def destroy_node(self) -> None:
         try:
             self.driver.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         super().destroy_node()
 

@@ -47,7 +47,7 @@ def default_params_file(setup: str) -> Path:
         path = Path(get_package_share_directory("dfdnet_ros")) / "config" / name
         if path.exists():
             return path
-    except Exception:  # noqa: BLE001 - not installed: fall back to the source tree
+    except Exception:
         pass
     return Path(__file__).resolve().parents[1] / "config" / name
 

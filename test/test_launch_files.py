@@ -56,7 +56,7 @@ def test_parameter_files_only_name_parameters_the_nodes_declare():
 
     table = _launch_table()
     classes = node_config_classes()
-    for setup, (nodes, params_name) in table.SETUPS.items():
+    for nodes, params_name in table.SETUPS.values():
         params = yaml.safe_load((ROOT / "config" / params_name).read_text())
         node_names = {spec.name for spec in nodes}
         assert set(params) <= node_names, f"{params_name} configures unknown nodes {set(params) - node_names}"

@@ -269,7 +269,7 @@ def _exif_optics(path: Path) -> tuple[float | None, float | None]:
             exif = img.getexif().get_ifd(0x8769)
         f_number = float(exif[0x829D]) if 0x829D in exif else None
         focal_mm = float(exif[0x920A]) if 0x920A in exif else None
-    except Exception:  # noqa: BLE001 - EXIF is optional metadata; any failure just means "unknown"
+    except Exception:
         return None, None
     ok = [v if v is not None and np.isfinite(v) and v > 0 else None for v in (f_number, focal_mm)]
     return ok[0], None if ok[1] is None else ok[1] * 1e-3

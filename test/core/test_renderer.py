@@ -268,5 +268,5 @@ def test_render_focal_stack_rejects_bad_shapes_and_focus() -> None:
         render_focal_stack(rgb, _plane(4, 4, 1.0), torch.tensor([1.0, 2.0]), SIM)
     with pytest.raises(ConfigError, match="depth_m must be a torch.Tensor, got ndarray"):
         render_focal_stack(rgb, np.ones((1, 1, 4, 4)), _focus(1.0), SIM)  # type: ignore[arg-type]
-    with pytest.raises(OpticsError, match=r"focus_distances_m must be > the focal length 0.008 m \(inf allowed\), got \[0.005\]"):
+    with pytest.raises(OpticsError, match=r"must be > the focal length 0.008 m \(inf allowed\), got \[0.005\]"):
         render_focal_stack(rgb, _plane(4, 4, 1.0), _focus(0.005), SIM)

@@ -14,9 +14,9 @@ try:
 except ImportError:  # pragma: no cover - depends on the build
     pytest.skip("dfdnet_ros messages are not built (run `make setup`)", allow_module_level=True)
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
 
 
 class Graph:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from rosutil import Collector, Graph, diagnostics_values  # noqa: I001 - skips the module without ROS
+from rosutil import Collector, Graph, diagnostics_values
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
@@ -111,7 +111,7 @@ def test_stack_buffer_counts_bad_frames_and_lens_states_and_keeps_working(graph)
     player.close_sweep()
     values = _wait_drops(graph, got["/diagnostics"], "stack_buffer",
                          {"size_mismatch": 1, "encoding": 1, "lens_state.bad_focus": 1, "bad_focus": 1})
-    assert graph.spin_until(lambda: len(got["/dfd/stack"]) >= 2, 10), (buffer.assembler.stats(), [s.sweep_id for s in got["/dfd/stack"]])
+    assert graph.spin_until(lambda: len(got["/dfd/stack"]) >= 2, 10), buffer.assembler.stats()
     stacks = got["/dfd/stack"]
     assert [s.sweep_id for s in stacks] == [0, 4], "only the two clean sweeps make stacks"
     assert all(list(s.focus_distances_m) == list(FOCUS_M) for s in stacks)
@@ -145,7 +145,8 @@ def _stack_msg(n: int) -> FocusStack:
     stack = FocalStack(rng.integers(0, 255, (3, H, W, 3), dtype=np.uint8), np.array([0.5, 1.0, 2.0]), INTR,
                        LensOptics(0.008, 1.4, 6e-6), stamp_ns=T0)
     msg = focus_stack_to_msg(stack)
-    msg.images, msg.focus_distances_m, msg.image_stamps = msg.images[:n], msg.focus_distances_m[:n], msg.image_stamps[:n]
+    msg.images, msg.image_stamps = msg.images[:n], msg.image_stamps[:n]
+    msg.focus_distances_m = msg.focus_distances_m[:n]
     return msg
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rosutil import Collector, Graph  # noqa: I001 - skips the module without ROS
+from rosutil import Collector, Graph
 
 from std_msgs.msg import Header
 

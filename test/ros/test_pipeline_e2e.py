@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rosutil import Collector, Graph, diagnostics_values  # noqa: I001 - skips the module without ROS
+from rosutil import Collector, Graph, diagnostics_values
 
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
