@@ -32,7 +32,7 @@ def build_page() -> Path:
         "",
     ]
     page = ROOT / "docs" / "BENCHMARKS.md"
-    page.write_text("\n".join(header) + "\n\n".join(sections[n] for n in names) + "\n")
+    page.write_text("\n".join(header) + "\n" + "\n\n".join(sections[n] for n in names) + "\n")
     return page
 
 
