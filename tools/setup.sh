@@ -25,6 +25,9 @@ if [ ! -f "$stamp" ]; then
     "$venv/bin/python" tools/patch_ros_wheels.py "$venv"
   fi
   touch "$stamp"
+  if [ -z "${DFDNET_VENV:-}" ]; then  # venvs of older requirement sets (1.5 GB each) are not needed any more
+    for old in "${venv%-*}"-*; do [ "$old" != "$venv" ] && [ -d "$old" ] && rm -rf "$old"; done
+  fi
 fi
 
 # colcon build, skipped when the files it installs have not changed (Python sources are symlinked).
