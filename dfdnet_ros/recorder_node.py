@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -117,7 +117,7 @@ def record(
     Raises:
         DataError: ``bag_path`` exists already.
     """
-    from dfdnet_ros.runner import default_params_file, make_nodes
+    from dfdnet_ros.runner import PipelineExecutors, default_params_file, make_nodes
 
     if bag_path is not None and bag_path.exists():
         raise DataError(f"bag folder {str(bag_path)!r} exists already; rosbag2 bags are never overwritten")
@@ -135,9 +135,7 @@ def record(
                        Parameter("f_number", value=optics.f_number),
                        Parameter("pixel_pitch_m", value=optics.pixel_pitch_m)]
         recorder = RecorderNode(parameter_overrides=params)
-        executor = MultiThreadedExecutor(num_threads=4)
-        for node in [recorder, *nodes]:
-            executor.add_node(node)
+        executor = PipelineExecutors([recorder, *nodes])
         print(f"dfdnet: recording {setup!r} pipeline into {recorder.bag_path} for {duration_s:g} s")
         start = time.monotonic()
         try:

@@ -38,6 +38,31 @@ _NODE_CLASSES = {
 }
 
 
+class PipelineExecutors:
+    """dfd_inference spins in its own thread and SingleThreadedExecutor; every other node in the caller's thread.
+
+    Call :meth:`spin_once` in a loop from the caller's thread and :meth:`shutdown` at the end.
+    """
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self._main = SingleThreadedExecutor()
+        self._side = SingleThreadedExecutor()
+        for node in nodes:
+            (self._side if node.get_name() == "dfd_inference" else self._main).add_node(node)
+        self._thread = threading.Thread(target=self._side.spin, name="dfd_inference", daemon=True)
+        self._thread.start()
+
+    def spin_once(self, timeout_sec: float) -> None:
+        """Run the next ready callback of the caller-thread nodes (waits at most ``timeout_sec``)."""
+        self._main.spin_once(timeout_sec=timeout_sec)
+
+    def shutdown(self) -> None:
+        """Stop both executors (waits up to 5 s for running callbacks)."""
+        self._side.shutdown(timeout_sec=5)
+        self._thread.join(timeout=5)
+        self._main.shutdown(timeout_sec=5)
+
+
 def default_params_file(setup: str) -> Path:
     """The setup's parameter file: installed share dir, or the source tree's config/."""
     name = SETUPS[setup][1]
@@ -81,12 +106,7 @@ def run(
     with rclpy.init(args=args):
         nodes = make_nodes(setup, overrides)
         monitor = MonitorNode()
-        executor = SingleThreadedExecutor()
-        inference = SingleThreadedExecutor()
-        for node in [*nodes, monitor]:
-            (inference if node.get_name() == "dfd_inference" else executor).add_node(node)
-        inference_thread = threading.Thread(target=inference.spin, name="dfd_inference", daemon=True)
-        inference_thread.start()
+        executor = PipelineExecutors([*nodes, monitor])
         print(f"dfdnet: running {setup!r} pipeline ({', '.join(n.get_name() for n in nodes)}) with {params_file}")
         start = time.monotonic()
         bar = tqdm(total=int(duration_s) if duration_s > 0 else None, unit="s", desc="dfdnet", dynamic_ncols=True)
@@ -110,9 +130,7 @@ def run(
             bar.close()
             summary = monitor.summary()
             _save(monitor, out_dir, summary)
-            inference.shutdown(timeout_sec=5)
-            inference_thread.join(timeout=5)
-            executor.shutdown(timeout_sec=5)
+            executor.shutdown()
             for node in [*nodes, monitor]:
                 node.destroy_node()
     return summary

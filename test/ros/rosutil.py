@@ -15,17 +15,22 @@ except ImportError:  # pragma: no cover - depends on the build
     pytest.skip("dfdnet_ros messages are not built (run `make setup`)", allow_module_level=True)
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 
 class Graph:
-    """An rclpy context with an executor; nodes added to it spin while :meth:`spin_until` runs."""
+    """An rclpy context with an executor; nodes added to it spin while :meth:`spin_until` runs.
+
+    One SingleThreadedExecutor in the test's own thread: callbacks never overlap what a test calls directly, and
+    rclpy's MultiThreadedExecutor busy-waits so hard that it starves the nodes' callbacks of the interpreter lock
+    (the simulated camera fell to a few frames in ten seconds; see benchmarks/pipeline.py).
+    """
 
     def __init__(self, args: list[str] | None = None) -> None:
         self.context = rclpy.Context()
         rclpy.init(args=args, context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.nodes: list[Node] = []
 
     def add(self, node: Node) -> Node:

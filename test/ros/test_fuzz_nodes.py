@@ -40,7 +40,6 @@ import pytest
 
 from rosutil import Collector, Graph, diagnostics_values  # first: skips the module without ROS
 
-from rclpy.executors import SingleThreadedExecutor
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
@@ -82,16 +81,6 @@ WAIT_S = 30.0
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
-class SerialGraph(Graph):
-    """A Graph whose executor runs callbacks in the test's own thread, so they never overlap the callbacks this
-    test calls directly (the node code is not meant to be re-entered from two threads)."""
-
-    def __init__(self, args: list[str]) -> None:
-        super().__init__(args)
-        self.executor.shutdown()
-        self.executor = SingleThreadedExecutor(context=self.context)
-
-
 @dataclass
 class Pipeline:
     graph: Graph
@@ -103,7 +92,7 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def pipe() -> Iterator[Pipeline]:
-    graph = SerialGraph(["test", "--ros-args", "--log-level", "fatal"])
+    graph = Graph(["test", "--ros-args", "--log-level", "fatal"])
     try:
         buffer = graph.add(StackBufferNode(
             parameter_overrides=[Parameter(k, value=v) for k, v in BUFFER_PARAMS.items()], context=graph.context))

@@ -21,7 +21,6 @@ import pytest
 
 from rosutil import Graph  # first: skips the module without ROS
 
-from rclpy.executors import SingleThreadedExecutor
 
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -39,16 +38,6 @@ FRAME_PERIOD_NS = 33_333_333
 SETTLE_NS = 10_000_000
 WARMUP_FRAMES, SOAK_FRAMES = 1_000, 10_000
 MAX_RSS_GROWTH_MB = 10.0
-
-
-class SerialGraph(Graph):
-    """A Graph whose executor runs callbacks in the test's own thread, so they never overlap the callbacks this
-    test calls directly (the node code is not meant to be re-entered from two threads)."""
-
-    def __init__(self, args: list[str]) -> None:
-        super().__init__(args)
-        self.executor.shutdown()
-        self.executor = SingleThreadedExecutor(context=self.context)
 
 
 def rss_mb() -> float:
@@ -106,7 +95,7 @@ class CameraAndLens:
 
 @pytest.fixture
 def graph() -> Iterator[Graph]:
-    g = SerialGraph(["test", "--ros-args", "--log-level", "fatal"])
+    g = Graph(["test", "--ros-args", "--log-level", "fatal"])
     yield g
     g.close()
 
