@@ -309,9 +309,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pipeline: {mode}, {layout} executor ...", flush=True)
             for key, value in run_mode(mode, args.seconds, args.warmup, params_file, layout).items():
                 results[f"{key}_{mode}{suffix}"] = value
-        if all(f"depth_per_s_{m}{suffix}" in results for m in MODES):
+        # a ratio over a starved run (almost no per-sweep depth) means nothing: leave it out
+        rates = [results.get(f"depth_per_s_{m}{suffix}") for m in MODES]
+        if None not in rates and results[f"depth_per_s_per_sweep{suffix}"] > 0.1:
             results[f"depth_rate_ratio_rolling_over_per_sweep{suffix}"] = (
-                results[f"depth_per_s_rolling{suffix}"] / max(results[f"depth_per_s_per_sweep{suffix}"], 1e-9))
+                results[f"depth_per_s_rolling{suffix}"] / results[f"depth_per_s_per_sweep{suffix}"])
     results |= pointcloud_ms(runs=20)
     results["notes"] = args.notes
     results = {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}
