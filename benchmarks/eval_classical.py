@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine import cpu_name
 
 from dfdnet_core.data.registry import open_dataset
 from dfdnet_core.estimator import DepthEstimator, make_estimator
@@ -74,15 +75,7 @@ def bench_sets(dfd_max_side_px: int | None) -> list[BenchSet]:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+    return (f"{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
             f"Python {platform.python_version()}, {platform.system()}")
 
 

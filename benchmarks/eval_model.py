@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import cpu_name
 from scipy import ndimage
 
 from dfdnet_core.data.registry import open_dataset
@@ -123,15 +124,7 @@ class ModelSeen:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+    return (f"{cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
             f"Python {platform.python_version()}, {platform.system()}")
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from machine import cpu_name
 
 from dfdnet_core.camera import CameraIntrinsics
 from dfdnet_core.optics import LensOptics, disparity_uniform_focus_m
@@ -79,16 +80,6 @@ def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, object
         if wall < best_wall:
             best_wall, best_cpu = wall, cpu
     return best_wall, best_cpu, result
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "slices_per_s_layered": round(n / wall_l, 2),
         "slices_per_s_gather_fossa_neighbour_15x15": round(n / wall_f, 2),
         "load_average_1min_at_start": round(load_before, 2),
-        "machine": f"{_cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+        "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
         f"Python {platform.python_version()}",
         "command": " ".join(
             ["PYTHONPATH=. python benchmarks/renderer.py", *(argv if argv is not None else sys.argv[1:])]
