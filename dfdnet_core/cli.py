@@ -32,17 +32,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _loader_options(pairs: list[str]) -> dict[str, object]:
     """``key=value`` loader options, values parsed as YAML (``max_side_px=640``, ``slice_indices=[0,2,4]``)."""
-    import yaml
+    from dfdnet_core.config import parse_key_values
 
-    from dfdnet_core.errors import ConfigError
-
-    options: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"loader option {pair!r} is not key=value")
-        options[key] = yaml.safe_load(value)
-    return options
+    return parse_key_values(pairs, "loader option")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,6 +84,21 @@ def load_node_config(cls: type[T], path: str | Path | None, node_name: str, **ov
     values = node_parameters(load_yaml(path), node_name) if path is not None else {}
     values.update(overrides)
     return config_from_mapping(cls, values, source=f"{path or 'defaults'} [{node_name}]")
+
+
+def parse_key_values(pairs: Sequence[str], what: str = "option") -> dict[str, Any]:
+    """``key=value`` command-line pairs as a dict, values parsed as YAML (``max_side_px=640``, ``ids=[0,2]``).
+
+    Raises:
+        ConfigError: a pair without ``=`` or without a key (the message names it as ``what``).
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} {pair!r} is not key=value")
+        options[key] = yaml.safe_load(value)
+    return options
 
 
 def field_description(cls: type, name: str) -> str:

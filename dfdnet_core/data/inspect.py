@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import yaml
 
+from dfdnet_core.config import parse_key_values
 from dfdnet_core.data.registry import DATASETS, open_dataset
 from dfdnet_core.data.sample import RgbdSample, StackSample
-from dfdnet_core.errors import DfdError
+from dfdnet_core.errors import ConfigError, DfdError
 
 
 def _range(label: str, values: np.ndarray[Any, Any] | None, unit: str) -> str:
@@ -62,13 +62,10 @@ def describe(sample: RgbdSample | StackSample) -> list[str]:
 
 
 def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"option {pair!r} is not key=value")
-        options[key] = yaml.safe_load(value)
-    return options
+    try:
+        return parse_key_values(pairs, "option")
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
