@@ -99,6 +99,46 @@ def measure(
     return figures
 
 
+def measure_shipped(
+    checkpoint: Path, stack: int, height: int, width: int, threads: int, runs: int
+) -> dict[str, Any]:
+    """End-to-end ``infer_stack`` of a checkpoint (uint8 in, metres out) and its classical-prior share."""
+    import numpy as np
+
+    from dfdnet_core.model.checkpoint import load_model
+    from dfdnet_core.model.prior import prior_input, relative_sharpness
+
+    torch.set_num_threads(threads)
+    model = load_model(checkpoint).eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (stack, height, width, 3), dtype=np.uint8)
+    focus_m = np.linspace(0.5, 4.0, stack)
+    total_s, prior_s = [], []
+    for k in range(runs + 2):
+        start = time.perf_counter()
+        model.infer_stack(images, focus_m, focal_length_px=float(width))
+        middle = time.perf_counter()
+        if model.config.depth_prior != "none":
+            prior_input(images, focus_m, 1.0)
+            relative_sharpness(images)
+        end = time.perf_counter()
+        if k >= 2:
+            total_s.append(middle - start)
+            prior_s.append(end - middle)
+    tag = f"shipped_{threads}threads"
+    total_ms = 1e3 * statistics.median(total_s)
+    prior_ms = 1e3 * statistics.median(prior_s)
+    return {
+        f"ms_per_stack_median_end_to_end_{tag}": round(total_ms, 2),
+        f"ms_prior_and_sharpness_median_{tag}": round(prior_ms, 2),
+        f"ms_network_median_{tag}": round(total_ms - prior_ms, 2),
+        "shipped_checkpoint": str(checkpoint.relative_to(ROOT) if checkpoint.is_relative_to(ROOT) else checkpoint),
+        "shipped_depth_prior": model.config.depth_prior,
+        "shipped_input_short_side_px": model.config.input_short_side_px,
+        "params_shipped": count_parameters(model),
+    }
+
+
 def markdown(result: dict[str, Any], sizes: list[str], threads: list[int]) -> str:
     """The BENCHMARKS.md section."""
     a, b = sizes[0], sizes[-1]
@@ -143,6 +183,24 @@ def markdown(result: dict[str, Any], sizes: list[str], threads: list[int]) -> st
         elif len(sizes) == 2:
             ratio = " | "
         lines.append(f"| {label} | " + " | ".join(cells) + ratio + " |")
+    if "shipped_checkpoint" in result:
+        count = threads[0]
+        tag = f"shipped_{count}threads"
+        lines += [
+            "",
+            f"The shipped model (`{result['shipped_checkpoint']}`, depth prior "
+            f"`{result['shipped_depth_prior']}`, network short side {result['shipped_input_short_side_px']} px, "
+            f"{result['params_shipped']:,} parameters), end to end through `infer_stack` (uint8 images in, "
+            f"metres out) on the same {result['stack_size']} x {result['input_height_px']}x"
+            f"{result['input_width_px']} stack, {count} threads:",
+            "",
+            "| | ms per stack, median |",
+            "|---|---|",
+            f"| end to end | {result[f'ms_per_stack_median_end_to_end_{tag}']} |",
+            f"| of which classical prior + sharpness (numpy/OpenCV) | "
+            f"{result[f'ms_prior_and_sharpness_median_{tag}']} |",
+            f"| of which network and the rest | {result[f'ms_network_median_{tag}']} |",
+        ]
     lines += [
         "",
         f"Machine: {result['machine']}; torch {result['torch_version']}; load average "
@@ -170,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs per size")
     parser.add_argument(
         "--min-time-s", type=float, default=10.0, help="keep timing a size for at least this long"
+    )
+    parser.add_argument(
+        "--shipped",
+        type=Path,
+        default=ROOT / "models" / "dfdnet_tiny.safetensors",
+        help="also time this checkpoint end to end (skipped when the file is missing)",
     )
     parser.add_argument(
         "--out-dir", type=Path, default=ROOT / "docs" / "benchmarks", help="where JSON/MD go"
@@ -203,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
                 args.warmup,
                 args.min_time_s,
             )
+        )
+    if args.shipped.is_file():
+        print(f"timing {args.shipped} end to end ...", flush=True)
+        result.update(
+            measure_shipped(args.shipped, args.stack, args.height, args.width, args.threads[0], args.runs)
         )
     result["load_average_end"] = load_average()
     if len(args.sizes) == 2:

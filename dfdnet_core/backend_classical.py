@@ -226,9 +226,13 @@ class ClassicalDfF:
 
     def focus_volume(self, stack: FocalStack) -> Array32:
         """(N, H, W) float32 focus measure of every slice, in the stack's order, noise included."""
+        return self.focus_volume_images(stack.images)
+
+    def focus_volume_images(self, images: npt.NDArray[np.uint8]) -> Array32:
+        """:meth:`focus_volume` of (N, H, W, 3) uint8 RGB images."""
         cfg = self.config
         return np.stack(
-            [_focus_measure(_grey(img), cfg.focus_measure, cfg.window_px, cfg.presmooth_px) for img in stack.images]
+            [_focus_measure(_grey(img), cfg.focus_measure, cfg.window_px, cfg.presmooth_px) for img in images]
         )
 
     def estimate(self, stack: FocalStack) -> DepthResult:
@@ -237,24 +241,46 @@ class ClassicalDfF:
         Raises:
             StackError: fewer than 3 (or more than 255) slices, or two slices share a focus distance.
         """
+        return self.estimate_images(stack.images, stack.focus_distances_m)
+
+    def estimate_images(
+        self,
+        images: npt.NDArray[np.uint8],
+        focus_distances_m: npt.NDArray[np.floating],
+        focus_volume: Array32 | None = None,
+    ) -> DepthResult:
+        """:meth:`estimate` on bare arrays: (N, H, W, 3) uint8 RGB and (N,) focus distances in metres.
+
+        The lens and camera are not needed: the peak is fitted in disparity of the focus distances.
+        ``focus_volume`` is this estimator's :meth:`focus_volume_images` of ``images`` when the caller already has
+        it (it is then not computed again).
+
+        Raises:
+            StackError: fewer than 3 (or more than 255) slices, or two slices share a focus distance.
+        """
         cfg = self.config
-        n = stack.size
+        n = int(images.shape[0])
+        height_px, width_px = int(images.shape[1]), int(images.shape[2])
         if not 3 <= n <= _MAX_SLICES:
             raise StackError(f"classical depth from focus needs 3 to {_MAX_SLICES} slices, got {n}")
         min_side_px = cfg.window_px + 2 * cfg.median_px
-        if min(stack.height_px, stack.width_px) < min_side_px:
+        if min(height_px, width_px) < min_side_px:
             raise StackError(
                 f"classical depth from focus needs images of at least {min_side_px}x{min_side_px} px (focus window "
-                f"and median filter), got {stack.width_px}x{stack.height_px} px"
+                f"and median filter), got {width_px}x{height_px} px"
             )
-        disparity = 1.0 / stack.focus_distances_m
+        focus_m = np.asarray(focus_distances_m, dtype=np.float64)
+        disparity = 1.0 / focus_m
         order = np.argsort(disparity)  # far (small 1/d) to near
         s = disparity[order].astype(np.float32)
         if np.any(np.diff(s) <= 0):
-            raise StackError(f"focus distances must be distinct, got {stack.focus_distances_m.tolist()!r} m")
+            raise StackError(f"focus distances must be distinct, got {focus_m.tolist()!r} m")
 
-        greys = [_grey(stack.images[i]) for i in order]
-        focus = [_focus_measure(g, cfg.focus_measure, cfg.window_px, cfg.presmooth_px) for g in greys]
+        greys = [_grey(images[i]) for i in order]
+        if focus_volume is None:
+            focus = [_focus_measure(g, cfg.focus_measure, cfg.window_px, cfg.presmooth_px) for g in greys]
+        else:
+            focus = [focus_volume[i] for i in order]
         sigma = min(_noise_sigma(g) for g in greys)
         floor = np.float32(_noise_gain(cfg.focus_measure, cfg.presmooth_px) * sigma * sigma)
 
@@ -291,9 +317,9 @@ class ClassicalDfF:
         depth = _f32(cv2.copyTo(np.full_like(depth, np.nan), drop_mask, depth))
         confidence = _f32(cv2.copyTo(np.zeros_like(confidence), drop_mask, np.clip(confidence, 0.0, 1.0)))
 
-        aif = stack.images[order[0]].copy()
+        aif = images[order[0]].copy()
         for k in range(1, n):
-            cv2.copyTo(stack.images[order[k]], _mask(peak == k), aif)  # writes into aif
+            cv2.copyTo(images[order[k]], _mask(peak == k), aif)  # writes into aif
         return DepthResult(depth_m=depth, confidence=confidence, all_in_focus=aif)
 
 

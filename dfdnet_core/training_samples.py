@@ -75,6 +75,10 @@ class SampleRecipe:
         psf: ``"gaussian"`` or ``"generalised_gaussian"``.
         psf_exponent: exponent p of the generalised Gaussian (2 for ``"gaussian"``).
         hole_depth_m: depth in metres at which depth holes are rendered (they are masked in the loss).
+        adaptive_focus_probability: probability that the focus distances follow the scene instead of the two
+            bounds: uniform in disparity between the q_lo and q_hi quantiles of the crop's ground-truth disparity,
+            q_lo ~ U(0.02, 0.10), q_hi ~ U(0.90, 0.98) (what an adaptive sweep and ``dfdnet eval``'s adaptive
+            protocol do).
     """
 
     f_numbers: tuple[float, ...] = PAPER_F_NUMBERS
@@ -92,6 +96,7 @@ class SampleRecipe:
     psf: PsfKind = "gaussian"
     psf_exponent: float = 2.0
     hole_depth_m: float = 1000.0
+    adaptive_focus_probability: float = 0.0
 
     def __post_init__(self) -> None:
         try:
@@ -143,6 +148,10 @@ class SampleRecipe:
             object.__setattr__(self, "crop_size_px", (int(crop[0]), int(crop[1])))
         if not 0.0 <= self.flip_probability <= 1.0:
             raise ConfigError(f"flip_probability must be in [0, 1], got {self.flip_probability!r}")
+        if not 0.0 <= self.adaptive_focus_probability <= 1.0:
+            raise ConfigError(
+                f"adaptive_focus_probability must be in [0, 1], got {self.adaptive_focus_probability!r}"
+            )
         if not 0.0 <= self.colour_jitter < 1.0:
             raise ConfigError(f"colour_jitter must be in [0, 1), got {self.colour_jitter!r}")
         if self.render_mode not in get_args(RenderMode):
@@ -211,8 +220,9 @@ def make_training_sample(rgbd: RgbdSample, recipe: SampleRecipe, generator: torc
     """Draw one training sample from an RGB-D image with ``recipe`` (see the module docstring).
 
     Random draws, in this order: f-number, N, far and near focus bounds, zoom, crop offset (y, x), flip, colour
-    jitter (brightness, contrast, saturation). All draws happen whatever the recipe's probabilities, so two
-    recipes that differ only in, e.g., ``flip_probability`` make the same other choices under the same seed.
+    jitter (brightness, contrast, saturation), adaptive focus (whether, q_lo, q_hi). All draws happen whatever the
+    recipe's probabilities, so two recipes that differ only in, e.g., ``flip_probability`` make the same other choices
+    under the same seed.
 
     Args:
         rgbd: all-in-focus colour image and depth in metres (NaN = hole).
@@ -241,6 +251,8 @@ def make_training_sample(rgbd: RgbdSample, recipe: SampleRecipe, generator: torc
     flip = _uniform(gen, 0.0, 1.0) < recipe.flip_probability
     j = recipe.colour_jitter
     brightness, contrast, saturation = (_uniform(gen, 1.0 - j, 1.0 + j) for _ in range(3))
+    adaptive = _uniform(gen, 0.0, 1.0) < recipe.adaptive_focus_probability
+    quantiles = (_uniform(gen, 0.02, 0.10), _uniform(gen, 0.90, 0.98))
 
     rgb = torch.from_numpy(np.ascontiguousarray(rgbd.rgb)).permute(2, 0, 1).to(torch.float32) / 255.0
     depth = torch.from_numpy(np.ascontiguousarray(rgbd.depth_m))[None]
@@ -263,6 +275,10 @@ def make_training_sample(rgbd: RgbdSample, recipe: SampleRecipe, generator: torc
     focal_m = recipe.focal_length_m or pitch_m * 0.5 * (intrinsics.fx_px + intrinsics.fy_px)
     optics = LensOptics(focal_m, f_number, pitch_m)
     focus = disparity_uniform_focus_m(1.0 / near_diopt, 1.0 / far_diopt, n_slices)
+    if adaptive and bool(torch.isfinite(depth).any()):
+        from dfdnet_core.evaluation import FocusSchedule
+
+        focus = FocusSchedule(kind="adaptive", quantiles=quantiles).distances_for(depth.numpy(), n_slices)
     rendered = render_focal_stack(
         rgb[None],
         depth[None],

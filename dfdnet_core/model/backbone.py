@@ -14,6 +14,7 @@ from torch import nn
 
 from dfdnet_core.model.layers.block import VIT_NORM_EPS, Block
 from dfdnet_core.model.layers.patch_embed import PatchEmbed
+from dfdnet_core.model.prior import PRIOR_CHANNELS, SHARPNESS_CHANNELS
 from dfdnet_core.model.sizes import ModelConfig
 from dfdnet_core.model.stack_attention import StackAttentionModule
 
@@ -34,7 +35,8 @@ class StackViT(nn.Module):
         self.mask_token = nn.Parameter(
             torch.zeros(1, c)
         )  # kept for checkpoint compatibility; unused
-        self.patch_embed = PatchEmbed(config.patch_size_px, c)
+        prior_channels = PRIOR_CHANNELS + SHARPNESS_CHANNELS if config.depth_prior != "none" else 0
+        self.patch_embed = PatchEmbed(config.patch_size_px, c, 3 + prior_channels)
         self.blocks = nn.ModuleList(
             [
                 Block(c, config.num_heads, config.mlp_ratio, config.layer_scale_init)
@@ -89,8 +91,9 @@ class StackViT(nn.Module):
         """Encode B stacks of N images.
 
         Args:
-            images: (B*N, 3, H, W) normalised images, H and W multiples of the patch size, images of
-                one stack in consecutive rows.
+            images: (B*N, 3, H, W) normalised images (3 + 3 channels with a depth prior: see
+                :class:`~dfdnet_core.model.dfdnet.DfDNet`), H and W multiples of the patch size, images
+                of one stack in consecutive rows.
             focus_canonical: (B, N) canonical focus distance of each image.
 
         Returns:

@@ -22,6 +22,7 @@ from dfdnet_core.model.backbone import StackViT
 from dfdnet_core.model.canonical import depth_m_from_canonical, prepare_stack
 from dfdnet_core.model.dpt import DPTHead
 from dfdnet_core.model.layers.focus_encoder import FocusDistanceEncoder
+from dfdnet_core.model.prior import PRIOR_CHANNELS, network_prior
 from dfdnet_core.model.sizes import ModelConfig, config_for_size
 from dfdnet_core.model.stack_attention import StackTransformer
 
@@ -47,6 +48,10 @@ def network_input_size(
     )
 
 
+PRIOR_MAX_LOG_CORRECTION = 3.0
+"""Bound of the log-correction of a prior model (soft, by tanh): depth stays within prior * e^(+-3)."""
+
+
 class DfDNet(nn.Module):
     """ViT encoder, attention across the stack, collapse after block K, DPT head, softplus.
 
@@ -67,7 +72,11 @@ class DfDNet(nn.Module):
         cfg = self.config
         self.pretrained = StackViT(cfg)
         self.depth_head = DPTHead(
-            cfg.embed_dim, cfg.dpt_features, cfg.dpt_out_channels, cfg.dpt_head_hidden_channels
+            cfg.embed_dim,
+            cfg.dpt_features,
+            cfg.dpt_out_channels,
+            cfg.dpt_head_hidden_channels,
+            outputs=2 if cfg.depth_prior != "none" else 1,
         )
         self.reset_parameters()
 
@@ -80,7 +89,8 @@ class DfDNet(nn.Module):
         """Initialise for training from scratch.
 
         Truncated-normal (std 0.02) linears and position table, tiny class token, zero ``proj_out``
-        in every stack module (so each starts as the identity), unit focus scale.
+        in every stack module (so each starts as the identity), unit focus scale; with a depth
+        prior, a zero last convolution (the model starts as its prior).
         """
         focus_linears = {
             id(m)
@@ -101,20 +111,36 @@ class DfDNet(nn.Module):
             if isinstance(module, StackTransformer):
                 nn.init.zeros_(module.proj_out.weight)
                 nn.init.zeros_(module.proj_out.bias)
+        if self.config.depth_prior != "none":  # start as the prior itself (zero log-correction)
+            last = self.depth_head.scratch.output_conv2[2]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
-    def forward(self, images: torch.Tensor, focus_canonical: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        focus_canonical: torch.Tensor,
+        prior: torch.Tensor | None = None,
+        sharpness: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Canonical depth of B stacks.
 
         Args:
             images: (B, N, 3, H, W) float ImageNet-normalised RGB, N >= 1.
             focus_canonical: (B, N) canonical focus distances (metres * W / f), same order as the
                 images.
+            prior: (B, 2, H, W) [canonical depth > 0, confidence in [0, 1]] from
+                :func:`dfdnet_core.model.prior.prior_input`; required by (only by) a model with
+                ``depth_prior="classical"``.
+            sharpness: (B, N, H, W) relative focus measure of each image in [0, 1]
+                (:func:`dfdnet_core.model.prior.relative_sharpness`); given exactly with ``prior``.
 
         Returns:
             (B, 1, H, W) canonical depth >= 0 at the input resolution.
 
         Raises:
-            StackError: wrong tensor ranks or mismatched N.
+            StackError: wrong tensor ranks or mismatched N, or a prior missing / given / of the
+                wrong shape.
         """
         if images.dim() != 5 or images.shape[2] != 3:
             raise StackError(f"images must be (B, N, 3, H, W), got shape {tuple(images.shape)!r}")
@@ -125,14 +151,60 @@ class DfDNet(nn.Module):
                 f"got shape {tuple(focus_canonical.shape)!r}"
             )
         cfg = self.config
+        uses_prior = cfg.depth_prior != "none"
+        if uses_prior != (prior is not None) or uses_prior != (sharpness is not None):
+            raise StackError(
+                f"this model (depth_prior={cfg.depth_prior!r}) "
+                + ("needs a prior and sharpness" if uses_prior else "takes no prior or sharpness")
+            )
         size = network_input_size(height, width, cfg.input_short_side_px, self.patch_size_px)
         frames = images.reshape(b * n, 3, height, width)
         frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=True)
+        if prior is not None:
+            if tuple(prior.shape) != (b, PRIOR_CHANNELS, height, width):
+                raise StackError(
+                    f"prior must be (B, {PRIOR_CHANNELS}, H, W) = "
+                    f"{(b, PRIOR_CHANNELS, height, width)!r}, got shape {tuple(prior.shape)!r}"
+                )
+            if sharpness is None or tuple(sharpness.shape) != (b, n, height, width):
+                got = None if sharpness is None else tuple(sharpness.shape)
+                raise StackError(f"sharpness must be (B, N, H, W) = {(b, n, height, width)!r}, got {got!r}")
+            prior_depth = prior[:, :1].clamp_min(1e-6)
+            per_image = F.interpolate(
+                sharpness.reshape(b * n, 1, height, width), size=size, mode="bilinear", align_corners=True
+            )
+            prior_channels = self._prior_channels(prior, focus_canonical, size, n)
+            frames = torch.cat((frames, prior_channels, per_image), 1)
         taps = self.pretrained(frames, focus_canonical)
         rows, cols = size[0] // self.patch_size_px, size[1] // self.patch_size_px
-        depth = self.depth_head(taps, rows, cols, self.patch_size_px) * cfg.max_depth
-        depth = F.interpolate(depth, size=(height, width), mode="bilinear", align_corners=True)
-        return F.relu(depth)
+        if prior is None:
+            depth = self.depth_head(taps, rows, cols, self.patch_size_px) * cfg.max_depth
+            depth = F.interpolate(depth, size=(height, width), mode="bilinear", align_corners=True)
+            return F.relu(depth)
+        corrections = self.depth_head(taps, rows, cols, self.patch_size_px, activation=False)
+        corrections = F.interpolate(
+            corrections, size=(height, width), mode="bilinear", align_corners=True
+        )
+        # Full-resolution gate: r_fill acts where the prior is unsure, r_fix where it is confident.
+        confidence = prior[:, 1:2].clamp(0.0, 1.0)
+        log_correction = (1.0 - confidence) * corrections[:, :1] + confidence * corrections[:, 1:]
+        bound = PRIOR_MAX_LOG_CORRECTION
+        return prior_depth * torch.exp(bound * torch.tanh(log_correction / bound))
+
+    @staticmethod
+    def _prior_channels(
+        prior: torch.Tensor, focus_canonical: torch.Tensor, size: tuple[int, int], n: int
+    ) -> torch.Tensor:
+        """(B*N, 2, h, w) network-size prior channels, repeated for each image of the stack.
+
+        Channel 0: log prior depth minus the mean log focus distance (the prior relative to the
+        sweep, so it does not depend on the scene's scale); channel 1: the confidence.
+        """
+        centre = torch.log(focus_canonical.clamp_min(1e-6)).mean(dim=1).view(-1, 1, 1, 1)
+        relative = torch.log(prior[:, :1].clamp_min(1e-6)) - centre
+        channels = torch.cat((relative, prior[:, 1:2]), dim=1)
+        channels = F.interpolate(channels, size=size, mode="bilinear", align_corners=True)
+        return channels.repeat_interleave(n, dim=0)
 
     def infer_stack(
         self,
@@ -162,12 +234,19 @@ class DfDNet(nn.Module):
         """
         inputs = prepare_stack(images, focus_distances_m, focal_length_px, intrinsics)
         reference = next(self.parameters())
+        prior = sharpness = None
+        if self.config.depth_prior != "none":
+            prior_np, sharpness_np = network_prior(images, focus_distances_m, inputs.kappa)
+            prior = torch.from_numpy(prior_np[None]).to(device=reference.device, dtype=reference.dtype)
+            sharpness = torch.from_numpy(sharpness_np[None]).to(
+                device=reference.device, dtype=reference.dtype
+            )
         with torch.inference_mode():
             x = torch.from_numpy(inputs.images).to(device=reference.device, dtype=reference.dtype)
             fd = torch.from_numpy(inputs.focus_canonical).to(
                 device=reference.device, dtype=reference.dtype
             )
-            canonical = self(x, fd)[0, 0].float().cpu().numpy()
+            canonical = self(x, fd, prior, sharpness)[0, 0].float().cpu().numpy()
         return depth_m_from_canonical(canonical, inputs.kappa)
 
 

@@ -12,7 +12,9 @@ from dfdnet_core.model.layers.feature_fusion import FeatureFusionBlock
 class _Scratch(nn.Module):
     """Holder of the fusion path (checkpoint prefix ``depth_head.scratch.``)."""
 
-    def __init__(self, out_channels: tuple[int, ...], features: int, hidden_channels: int) -> None:
+    def __init__(
+        self, out_channels: tuple[int, ...], features: int, hidden_channels: int, outputs: int = 1
+    ) -> None:
         super().__init__()
         c1, c2, c3, c4 = out_channels
         self.layer1_rn = nn.Conv2d(c1, features, kernel_size=3, padding=1, bias=False)
@@ -27,7 +29,7 @@ class _Scratch(nn.Module):
         self.output_conv2 = nn.Sequential(
             nn.Conv2d(features // 2, hidden_channels, kernel_size=3, padding=1),
             nn.ReLU(),
-            nn.Conv2d(hidden_channels, 1, kernel_size=1),
+            nn.Conv2d(hidden_channels, outputs, kernel_size=1),
             nn.Softplus(),
         )
 
@@ -36,7 +38,12 @@ class DPTHead(nn.Module):
     """Reassemble four token maps at 4x, 2x, 1x, 1/2x; fuse coarse to fine; predict one channel."""
 
     def __init__(
-        self, in_channels: int, features: int, out_channels: tuple[int, ...], hidden_channels: int
+        self,
+        in_channels: int,
+        features: int,
+        out_channels: tuple[int, ...],
+        hidden_channels: int,
+        outputs: int = 1,
     ) -> None:
         super().__init__()
         self.projects = nn.ModuleList(
@@ -50,10 +57,15 @@ class DPTHead(nn.Module):
                 nn.Conv2d(out_channels[3], out_channels[3], kernel_size=3, stride=2, padding=1),
             ]
         )
-        self.scratch = _Scratch(out_channels, features, hidden_channels)
+        self.scratch = _Scratch(out_channels, features, hidden_channels, outputs)
 
     def forward(
-        self, taps: list[torch.Tensor], rows: int, cols: int, patch_size_px: int
+        self,
+        taps: list[torch.Tensor],
+        rows: int,
+        cols: int,
+        patch_size_px: int,
+        activation: bool = True,
     ) -> torch.Tensor:
         """Depth map from the taps.
 
@@ -61,10 +73,11 @@ class DPTHead(nn.Module):
             taps: four (B, rows*cols, C) token maps, row-major.
             rows: patch rows h.
             cols: patch columns w.
-            patch_size_px: patch side; the output is (B, 1, rows*patch, cols*patch).
+            patch_size_px: patch side; the output is (B, outputs, rows*patch, cols*patch).
+            activation: apply the final softplus (False: the raw, signed last convolution).
 
         Returns:
-            (B, 1, h*p, w*p) non-negative map (softplus).
+            (B, outputs, h*p, w*p) non-negative maps (softplus), or the signed maps without it.
         """
         s = self.scratch
         grids = []
@@ -84,5 +97,6 @@ class DPTHead(nn.Module):
         out = s.output_conv1(path)
         size = (rows * patch_size_px, cols * patch_size_px)
         out = F.interpolate(out, size=size, mode="bilinear", align_corners=True)
-        depth: torch.Tensor = s.output_conv2(out)
+        layers = s.output_conv2 if activation else s.output_conv2[:-1]
+        depth: torch.Tensor = layers(out)
         return depth

@@ -16,6 +16,8 @@ from dfdnet_core.errors import ConfigError
 
 COLLAPSE_MODES = ("mean", "max")
 """How the per-image token streams are reduced to one after the stack stage."""
+DEPTH_PRIORS = ("none", "classical")
+"""What the network's output is relative to (see :mod:`dfdnet_core.model.prior`)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class ModelConfig:
         dpt_out_channels: DPT projection widths of the four taps.
         dpt_head_hidden_channels: width of the last 3x3 convolution of the DPT output stage.
         max_depth: factor on the softplus output (canonical depth units).
+        depth_prior: ``"none"`` (FOSSA: the head's softplus output is the depth) or ``"classical"`` (ours: the
+            classical depth-from-focus estimate and its confidence c are two more input channels of every image;
+            the head predicts two log-corrections, and depth = prior * exp((1 - c) * r_fill + c * r_fix), see
+            :mod:`dfdnet_core.model.prior`).
     """
 
     embed_dim: int
@@ -67,6 +73,7 @@ class ModelConfig:
     dpt_out_channels: tuple[int, int, int, int] = (48, 96, 192, 384)
     dpt_head_hidden_channels: int = 32
     max_depth: float = 1.0
+    depth_prior: str = "none"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dpt_layers", tuple(self.dpt_layers))
@@ -106,6 +113,10 @@ class ModelConfig:
         if self.collapse not in COLLAPSE_MODES:
             raise ConfigError(
                 f"model config collapse must be one of {COLLAPSE_MODES}, got {self.collapse!r}"
+            )
+        if self.depth_prior not in DEPTH_PRIORS:
+            raise ConfigError(
+                f"model config depth_prior must be one of {DEPTH_PRIORS}, got {self.depth_prior!r}"
             )
         layers = self.dpt_layers
         if (

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dfdnet_core.config import config_from_mapping, load_yaml
 from dfdnet_core.errors import ConfigError
+from dfdnet_core.model.sizes import DEPTH_PRIORS
 from dfdnet_core.training_samples import PROCEDURAL_EVAL_SEED, STRONG_DEFOCUS_F_NUMBERS
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -41,6 +42,10 @@ class TrainConfig:
         zoom_range: (min, max) zoom of the crop.
         colour_jitter: brightness/contrast/saturation jitter in [0, 1).
         render_mode: ``gather`` or ``layered`` (renderer mode).
+        adaptive_focus_probability: probability that a stack's focus distances follow the scene's
+            disparity quantiles (as an adaptive sweep does) instead of the two random bounds.
+        depth_prior: overrides the size's ``depth_prior`` (``''`` = keep; ``none`` or
+            ``classical``, see :mod:`dfdnet_core.model.prior`).
         batch_size: stacks per optimiser step (per process).
         pool_size: rendered stacks kept in memory per process; batches are drawn from it.
         pool_refresh_per_step: new stacks rendered into the pool per step (the rest are reused
@@ -53,6 +58,9 @@ class TrainConfig:
         weight_decay: AdamW weight decay.
         grad_clip_norm: gradient clipping norm (0 = none).
         silog_lambda: variance weight of the scale-invariant log loss, in [0, 1].
+        silog_weight: weight of the scale-invariant log loss (>= 0).
+        log_l1_weight: weight of the metric L1 loss on log depth (>= 0).
+        abs_rel_weight: weight of the AbsRel loss |pred - gt| / gt (>= 0).
         gradient_weight: weight of the multi-scale gradient-matching term.
         gradient_scales: number of scales of the gradient-matching term.
         min_depth_m: ground truth below this is masked out of the loss, metres.
@@ -84,6 +92,8 @@ class TrainConfig:
     zoom_range: tuple[float, float] = (1.0, 1.5)
     colour_jitter: float = 0.2
     render_mode: str = "layered"
+    adaptive_focus_probability: float = 0.0
+    depth_prior: str = ""
     batch_size: int = 4
     pool_size: int = 48
     pool_refresh_per_step: int = 1
@@ -95,6 +105,9 @@ class TrainConfig:
     weight_decay: float = 0.05
     grad_clip_norm: float = 1.0
     silog_lambda: float = 0.5
+    silog_weight: float = 1.0
+    log_l1_weight: float = 0.0
+    abs_rel_weight: float = 0.0
     gradient_weight: float = 0.5
     gradient_scales: int = 3
     min_depth_m: float = 0.1
@@ -136,6 +149,14 @@ class TrainConfig:
             raise ConfigError(
                 f"n_slices must be an inclusive (min, max) range with 2 <= min <= max, got {self.n_slices!r}"
             )
+        if not 0.0 <= self.adaptive_focus_probability <= 1.0:
+            raise ConfigError(
+                f"adaptive_focus_probability must be in [0, 1], got {self.adaptive_focus_probability!r}"
+            )
+        if self.depth_prior not in ("",) + DEPTH_PRIORS:
+            raise ConfigError(f"depth_prior must be '' or one of {DEPTH_PRIORS}, got {self.depth_prior!r}")
+        if self.depth_prior == "classical" and self.n_slices[0] < 3:
+            raise ConfigError(f"a classical depth prior needs n_slices >= 3, got {self.n_slices!r}")
         if not 0.0 <= self.dfd_indoor_fraction <= 1.0:
             raise ConfigError(f"dfd_indoor_fraction must be in [0, 1], got {self.dfd_indoor_fraction!r}")
         for name in ("learning_rate", "min_depth_m", "max_depth_m"):
@@ -148,9 +169,14 @@ class TrainConfig:
             raise ConfigError(f"min_learning_rate_ratio must be in [0, 1], got {self.min_learning_rate_ratio!r}")
         if not 0.0 <= self.silog_lambda <= 1.0:
             raise ConfigError(f"silog_lambda must be in [0, 1], got {self.silog_lambda!r}")
-        for name in ("weight_decay", "grad_clip_norm", "gradient_weight", "max_time_s"):
+        for name in ("weight_decay", "grad_clip_norm", "gradient_weight", "max_time_s", "silog_weight",
+                     "log_l1_weight", "abs_rel_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.silog_weight + self.log_l1_weight + self.abs_rel_weight <= 0:
+            raise ConfigError(
+                "silog_weight + log_l1_weight + abs_rel_weight must be > 0 (a per-pixel loss term is needed)"
+            )
         if self.warmup_steps >= self.max_steps:
             raise ConfigError(f"warmup_steps {self.warmup_steps!r} must be < max_steps {self.max_steps!r}")
         if self.device not in DEVICES:

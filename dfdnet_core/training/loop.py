@@ -36,6 +36,7 @@ from dfdnet_core.errors import CheckpointError, ConfigError
 from dfdnet_core.model.canonical import IMAGENET_MEAN, IMAGENET_STD
 from dfdnet_core.model.checkpoint import check_state_dict, save_checkpoint
 from dfdnet_core.model.dfdnet import DfDNet
+from dfdnet_core.model.prior import network_prior
 from dfdnet_core.model.sizes import config_for_size
 from dfdnet_core.training.config import TrainConfig
 from dfdnet_core.training.losses import depth_loss
@@ -64,7 +65,28 @@ def build_model(config: TrainConfig) -> DfDNet:
     model_config = config_for_size(config.model_size)
     if config.network_short_side_px:
         model_config = dataclasses.replace(model_config, input_short_side_px=config.network_short_side_px)
+    if config.depth_prior:
+        model_config = dataclasses.replace(model_config, depth_prior=config.depth_prior)
     return DfDNet(model_config)
+
+
+def batch_prior(model: nn.Module, batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(prior (B, 2, H, W), sharpness (B, N, H, W)) of each stack of the batch for a prior model, else Nones.
+
+    Computed from the 8-bit quantised images the network sees (see :func:`normalise_stack`).
+    """
+    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    if core.config.depth_prior == "none":
+        return None, None
+    images = torch.round(batch.stack.clamp(0, 1) * 255.0).to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+    focus_m = (batch.focus_canonical / batch.kappa[:, None]).double().numpy()
+    priors, sharpness = [], []
+    for img, fm, k in zip(images, focus_m, batch.kappa.tolist(), strict=True):
+        img = np.ascontiguousarray(img)
+        prior, sharp = network_prior(img, fm, float(k))
+        priors.append(prior)
+        sharpness.append(sharp)
+    return torch.from_numpy(np.stack(priors)), torch.from_numpy(np.stack(sharpness))
 
 
 def normalise_stack(stack: torch.Tensor) -> torch.Tensor:
@@ -100,12 +122,14 @@ def forward_loss(model: nn.Module, batch: Batch, config: TrainConfig, device: to
     """Model prediction and :class:`~dfdnet_core.training.losses.LossTerms` of one batch."""
     x = normalise_stack(batch.stack.to(device))
     fd = batch.focus_canonical.to(device)
+    extra = [t.to(device) if t is not None else None for t in batch_prior(model, batch)]
     use_amp = config.mixed_precision and device.type == "cuda"
     with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-        pred = model(x, fd)
+        pred = model(x, fd, *extra)
     terms = depth_loss(
         pred, batch.depth_canonical.to(device), batch.mask.to(device), config.silog_lambda,
-        config.gradient_weight, config.gradient_scales,
+        config.gradient_weight, config.gradient_scales, config.silog_weight, config.log_l1_weight,
+        config.abs_rel_weight,
     )
     return pred, terms
 
@@ -123,7 +147,8 @@ def validate(
         for s in samples:
             batch = make_batch([s], int(s.stack.shape[0]), gen, config.min_depth_m, config.max_depth_m, flip=False)
             x = normalise_stack(batch.stack.to(device))
-            pred = metric_depth_m(model(x, batch.focus_canonical.to(device)).float().cpu(), batch.kappa)
+            extra = [t.to(device) if t is not None else None for t in batch_prior(model, batch)]
+            pred = metric_depth_m(model(x, batch.focus_canonical.to(device), *extra).float().cpu(), batch.kappa)
             gt = metric_depth_m(batch.depth_canonical, batch.kappa)
             m = batch.mask
             p, g = pred[m].clamp_min(1e-3), gt[m]

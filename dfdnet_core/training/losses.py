@@ -94,6 +94,35 @@ def gradient_matching_loss(
     return total / scales
 
 
+def log_l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean |log pred - log target| over each image's valid pixels, averaged over images (dimensionless).
+
+    Metric (not scale-invariant) and robust: its optimum is the per-pixel median, which suits AbsRel and delta
+    metrics better than a squared log error when a few pixels are far off.
+    """
+    g = _log_residual(pred, target, mask).abs().flatten(1)
+    count = mask.flatten(1).sum(1).to(g.dtype)
+    used = count >= 1
+    if not bool(used.any()):
+        return (pred * 0.0).sum()
+    return (g.sum(1)[used] / count[used]).mean()
+
+
+def abs_rel_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean |pred - target| / target over each image's valid pixels, averaged over images.
+
+    The AbsRel metric itself (dimensionless). It punishes over-estimates without bound and under-estimates by at
+    most 1, so it pulls uncertain pixels towards nearer depths, as the metric rewards.
+    """
+    safe_target = torch.where(mask, target, torch.ones_like(target)).clamp_min(LOG_FLOOR)
+    ratio = torch.where(mask, (pred - safe_target).abs() / safe_target, torch.zeros_like(pred)).flatten(1)
+    count = mask.flatten(1).sum(1).to(ratio.dtype)
+    used = count >= 1
+    if not bool(used.any()):
+        return (pred * 0.0).sum()
+    return (ratio.sum(1)[used] / count[used]).mean()
+
+
 def depth_loss(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -101,11 +130,24 @@ def depth_loss(
     variance_lambda: float = 0.5,
     gradient_weight: float = 0.5,
     gradient_scales: int = 3,
+    silog_weight: float = 1.0,
+    log_l1_weight: float = 0.0,
+    abs_rel_weight: float = 0.0,
 ) -> LossTerms:
-    """SILog + ``gradient_weight`` x gradient matching (see the module docstring)."""
+    """``silog_weight`` x SILog + ``log_l1_weight`` x log-L1 + ``abs_rel_weight`` x AbsRel
+    + ``gradient_weight`` x gradient matching.
+
+    ``LossTerms.silog`` reports the weighted sum of the per-pixel terms.
+    """
     pred = pred.float()
     target = target.float()
-    silog = silog_loss(pred, target, mask, variance_lambda)
+    silog = (pred * 0.0).sum()
+    if silog_weight > 0:
+        silog = silog + silog_weight * silog_loss(pred, target, mask, variance_lambda)
+    if log_l1_weight > 0:
+        silog = silog + log_l1_weight * log_l1_loss(pred, target, mask)
+    if abs_rel_weight > 0:
+        silog = silog + abs_rel_weight * abs_rel_loss(pred, target, mask)
     if gradient_weight > 0:
         grad = gradient_matching_loss(pred, target, mask, gradient_scales)
     else:

@@ -39,6 +39,7 @@ def recipe_from_config(config: TrainConfig, n_slices: int | None = None) -> Samp
         crop_size_px=config.crop_size_px,
         colour_jitter=config.colour_jitter,
         render_mode=config.render_mode,  # type: ignore[arg-type]
+        adaptive_focus_probability=config.adaptive_focus_probability,
     )
 
 

@@ -7,7 +7,6 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,31 +25,13 @@ from dfdnet_core.model import (
     network_input_size,
 )
 from dfdnet_core.model.canonical import canonical_scale, prepare_stack
+from micro_model import MICRO
 
-MICRO = ModelConfig(
-    embed_dim=64,
-    depth=4,
-    num_heads=2,
-    input_short_side_px=56,
-    num_layers_until_collapse=2,
-    stack_num_heads=4,
-    stack_norm_groups=8,
-    dpt_layers=(0, 1, 2, 3),
-    dpt_features=16,
-    dpt_out_channels=(8, 16, 32, 64),
-    dpt_head_hidden_channels=8,
-)
-"""A model small enough for many forward passes; same code paths as the real sizes."""
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])
 
 
-@pytest.fixture(autouse=True)
-def _two_threads() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(2, previous))
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def randomised(config: ModelConfig | str, seed: int = 0) -> DfDNet:

@@ -11,7 +11,6 @@ import json
 import math
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +27,7 @@ PARITY_ATOL = 1e-4
 LISTINGS = {"small": "state_dict_vits.tsv", "base": "state_dict_vitb.tsv"}
 
 
-@pytest.fixture(autouse=True)
-def _two_threads() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(2, previous))
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def read_listing(name: str) -> list[tuple[str, tuple[int, ...]]]:

@@ -21,9 +21,16 @@ from dfdnet_core.errors import CheckpointError, ConfigError
 from dfdnet_core.model.canonical import canonical_scale, depth_m_from_canonical, prepare_stack
 from dfdnet_core.model.checkpoint import load_checkpoint
 from dfdnet_core.model.dfdnet import DfDNet
+from dfdnet_core.model.prior import prior_input, relative_sharpness
 from dfdnet_core.training.config import TrainConfig, load_train_config
-from dfdnet_core.training.loop import build_model, forward_loss, normalise_stack, train
-from dfdnet_core.training.losses import depth_loss, gradient_matching_loss, silog_loss
+from dfdnet_core.training.loop import batch_prior, build_model, forward_loss, normalise_stack, train
+from dfdnet_core.training.losses import (
+    abs_rel_loss,
+    depth_loss,
+    gradient_matching_loss,
+    log_l1_loss,
+    silog_loss,
+)
 from dfdnet_core.training.pretrained import init_from_pretrained
 from dfdnet_core.training.schedule import learning_rate_factor, make_optimizer
 from dfdnet_core.training.stream import make_batch, recipe_from_config, sample_kappa
@@ -79,6 +86,25 @@ def test_gradient_matching_is_zero_for_a_global_scale_and_positive_for_a_ramp() 
     got = float(gradient_matching_loss(ramp, gt, mask, scales=1))
     pairs_x, pairs_y = 12 * 15, 11 * 16
     assert got == pytest.approx((pairs_x / 15) / (pairs_x + pairs_y), rel=1e-4)
+
+
+def test_log_l1_and_abs_rel_have_their_closed_forms() -> None:
+    gt = torch.full((1, 1, 4, 5), 2.0)
+    mask = torch.ones_like(gt, dtype=torch.bool)
+    mask[..., 0, :] = False
+    pred = gt.clone()
+    pred[..., 1:, :2] = 3.0  # +50 % on 6 of the 15 valid pixels
+    pred[..., 0, :] = 1e3  # masked
+    assert float(log_l1_loss(pred, gt, mask)) == pytest.approx(6 / 15 * math.log(1.5), rel=1e-5)
+    assert float(abs_rel_loss(pred, gt, mask)) == pytest.approx(6 / 15 * 0.5, rel=1e-5)
+    # Over-estimates cost AbsRel more than under-estimates by the same factor; log-L1 is symmetric.
+    over, under = gt * 2.0, gt / 2.0
+    assert float(abs_rel_loss(over, gt, mask)) == pytest.approx(1.0)
+    assert float(abs_rel_loss(under, gt, mask)) == pytest.approx(0.5)
+    assert float(log_l1_loss(over, gt, mask)) == pytest.approx(float(log_l1_loss(under, gt, mask)))
+    terms = depth_loss(pred, gt, mask, gradient_weight=0.0, silog_weight=0.0, log_l1_weight=0.5, abs_rel_weight=2.0)
+    expected = 0.5 * float(log_l1_loss(pred, gt, mask)) + 2.0 * float(abs_rel_loss(pred, gt, mask))
+    assert float(terms.total) == pytest.approx(expected, rel=1e-5)
 
 
 def test_an_empty_mask_gives_zero_loss_with_a_gradient_path() -> None:
@@ -139,6 +165,11 @@ def test_config_with_an_unknown_key_fails_naming_it(tmp_path: Path) -> None:
         ({"dfd_indoor_fraction": 1.5}, "dfd_indoor_fraction"),
         ({"procedural_scenes": 1_000_000_000}, "evaluation seeds"),
         ({"learning_rate": 0.0}, "learning_rate"),
+        ({"depth_prior": "lidar"}, "depth_prior must be"),
+        ({"depth_prior": "classical", "n_slices": (2, 5)}, "needs n_slices >= 3"),
+        ({"adaptive_focus_probability": 1.5}, "adaptive_focus_probability"),
+        ({"silog_weight": 0.0}, "a per-pixel loss term is needed"),
+        ({"abs_rel_weight": -1.0}, "abs_rel_weight must be >= 0"),
     ],
 )
 def test_config_rejects_invalid_values(overrides: dict[str, object], match: str) -> None:
@@ -166,6 +197,22 @@ def test_training_batch_matches_what_inference_feeds_the_network(tmp_path: Path)
     valid = batch.mask[0, 0].numpy()
     back = depth_m_from_canonical(batch.depth_canonical[0, 0].numpy(), inputs.kappa)
     np.testing.assert_allclose(back[valid], sample.depth_m[0].numpy()[valid], rtol=1e-5)
+
+
+def test_training_prior_and_sharpness_match_what_inference_computes(tmp_path: Path) -> None:
+    config = _smoke(tmp_path, depth_prior="classical", n_slices=(3, 5), network_short_side_px=28)
+    sample = _sample(config)
+    n = int(sample.stack.shape[0])
+    batch = make_batch([sample], n, torch.Generator().manual_seed(0), 1e-3, 1e3, flip=False)
+    model = build_model(config)
+    assert model.config.depth_prior == "classical"
+    prior, sharpness = batch_prior(model, batch)
+    images_u8 = (sample.stack.permute(0, 2, 3, 1).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+    inputs = prepare_stack(images_u8, sample.focus_distances_m.numpy(), intrinsics=sample.intrinsics)
+    expected = prior_input(images_u8, sample.focus_distances_m.numpy(), inputs.kappa)
+    np.testing.assert_allclose(prior[0].numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(sharpness[0].numpy(), relative_sharpness(images_u8), atol=1e-6)
+    assert batch_prior(build_model(_smoke(tmp_path, network_short_side_px=28)), batch) == (None, None)
 
 
 def test_canonical_factor_does_not_depend_on_resolution() -> None:
@@ -238,6 +285,17 @@ def test_train_writes_logs_and_checkpoints_and_resumes(tmp_path: Path) -> None:
     resumed = torch.load(out / "state.pt", weights_only=True)["model"]
     for key, value in model.state_dict().items():
         assert torch.equal(value, resumed[key])
+
+
+def test_a_prior_model_trains_and_its_checkpoint_rebuilds_the_prior_model(tmp_path: Path) -> None:
+    config = _smoke(tmp_path, max_steps=2, depth_prior="classical", n_slices=(3, 4), adaptive_focus_probability=1.0)
+    summary = train(config, progress=False)
+    assert summary["steps"] == 2 and math.isfinite(summary["last"]["loss"])
+    model = load_checkpoint(Path(config.out_dir) / "model.safetensors")
+    assert model.config.depth_prior == "classical"
+    images = np.random.default_rng(0).integers(0, 256, (4, 30, 40, 3), dtype=np.uint8)
+    depth = model.infer_stack(images, [0.5, 0.8, 1.3, 2.0], focal_length_px=40.0)
+    assert depth.shape == (30, 40) and np.all(np.isfinite(depth)) and np.all(depth > 0)
 
 
 def test_resume_refuses_a_pickle_that_runs_code(tmp_path: Path) -> None:
