@@ -183,15 +183,16 @@ def main(argv: list[str] | None = None) -> int:
                             f"(goal <= {GOAL_RATIO}), δ<1.25 {means[ours]['delta_1.25']:.3f} vs "
                             f"{means[theirs]['delta_1.25']:.3f}: goal {'met' if met else 'NOT met'}.")
     wall_s = time.perf_counter() - start
+    model_file = os.path.relpath(torch_backend.checkpoint_path)
     command = "PYTHONPATH=. python benchmarks/eval_model.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
     date = datetime.date.today().isoformat()
     doc.update({"command": command, "date": date, "machine": _machine(), "wall_s": wall_s,
-                "checkpoint": str(torch_backend.checkpoint_path), "f_number": PROTOCOL.f_number,
+                "checkpoint": model_file, "f_number": PROTOCOL.f_number,
                 "n_slices": PROTOCOL.n_slices, "focus": "adaptive: uniform in 1/d, 5-95 % GT quantiles"})
     lines = [
         "## The shipped model vs classical depth from focus", "",
         ("Rendered stacks, f/1.4, 5 slices, adaptive focus distances, gather renderer, Gaussian PSF, 36 mm long "
-         f"edge (as the classical benchmark). Model: `{torch_backend.checkpoint_path}`. Two fair comparisons on "
+         f"edge (as the classical benchmark). Model: `{model_file}`. Two fair comparisons on "
          "identical pixels: *dense* = all valid ground truth, classical holes filled with the nearest classical "
          "depth (`classical_filled`) vs the model (`torch`); *confident* = only the pixels where classical "
          "returns a depth (`classical` vs `torch@classical_px`). Per-image means, metres. For a model with "
