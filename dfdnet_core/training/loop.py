@@ -1,4 +1,4 @@
-"""The training loop: rendered stacks -> DfDNet -> masked SILog + gradient loss, AdamW + cosine.
+"""The training loop: rendered stacks -> DfDNet -> masked per-pixel (SILog, log-L1, AbsRel) + gradient loss, AdamW + cosine.
 
 Outputs in ``out_dir``: ``model.safetensors`` (weights + model config, loadable with
 :func:`dfdnet_core.model.load_checkpoint`), ``state.pt`` (everything needed to resume: weights,
@@ -232,7 +232,7 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
     ax.plot(steps[window - 1 :], smooth, color="tab:blue", lw=1.8, label=f"loss, mean of {window} rows")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (SILog + gradient)")
+    ax.set_ylabel("training loss (per-pixel terms + gradient)")
     ax.set_yscale("log")
     val = [(r["step"], r["val_abs_rel"]) for r in history if "val_abs_rel" in r]
     if val:
