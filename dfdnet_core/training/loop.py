@@ -1,4 +1,5 @@
-"""The training loop: rendered stacks -> DfDNet -> masked per-pixel (SILog, log-L1, AbsRel) + gradient loss, AdamW + cosine.
+"""The training loop: rendered stacks -> DfDNet -> masked per-pixel (SILog, log-L1, AbsRel) + gradient loss,
+AdamW + cosine.
 
 Outputs in ``out_dir``: ``model.safetensors`` (weights + model config, loadable with
 :func:`dfdnet_core.model.load_checkpoint`), ``state.pt`` (everything needed to resume: weights,
