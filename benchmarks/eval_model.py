@@ -40,7 +40,7 @@ from machine import cpu_name
 from dfdnet_core.data.registry import open_dataset
 from dfdnet_core.estimator import DepthResult, make_estimator
 from dfdnet_core.evaluation import EvalConfig, RenderProtocol, evaluate, metrics_table
-from dfdnet_core.model.prior import fill_from_nearest
+from dfdnet_core.model.prior import fill_from_nearest, sweep_centre_m
 from dfdnet_core.stack import FocalStack
 from dfdnet_core.training_samples import PROCEDURAL_EVAL_SEED, ProceduralRgbd
 
@@ -72,9 +72,8 @@ class ClassicalFilled:
 
     def estimate(self, stack: FocalStack) -> DepthResult:
         result = self.classical(stack)
-        # Nothing to copy from: the geometric mean of the sweep (as the model's own prior does).
-        fallback_m = float(np.exp(np.mean(np.log(stack.focus_distances_m))))
-        filled = fill_from_nearest(result.depth_m, fallback_m)
+        # Nothing to copy from: the middle of the sweep (as the model's own prior does).
+        filled = fill_from_nearest(result.depth_m, sweep_centre_m(stack.focus_distances_m))
         return DepthResult(filled, np.ones_like(filled, dtype=np.float32), result.all_in_focus)
 
 

@@ -126,18 +126,28 @@ class TorchDfDNet:
         Raises:
             StackError: a malformed stack (non-finite focus distance, e.g. ``inf``).
         """
-        depth = self.model.infer_stack(stack.images, stack.focus_distances_m, intrinsics=stack.intrinsics)
+        from dfdnet_core.model.prior import focus_volume_of
+
+        # One focus-measure pass serves the prior model's inputs and the all-in-focus image.
+        volume = focus_volume_of(stack.images)
+        prior_volume = volume if self.model.config.depth_prior != "none" else None
+        depth = self.model.infer_stack(
+            stack.images, stack.focus_distances_m, intrinsics=stack.intrinsics, focus_volume=prior_volume
+        )
         valid = np.isfinite(depth) & (depth > 0)
         depth = np.where(valid, depth, np.float32(np.nan)).astype(np.float32)
         confidence = valid.astype(np.float32)
-        return DepthResult(depth, confidence, all_in_focus(stack))
+        return DepthResult(depth, confidence, all_in_focus(stack, volume))
 
 
-def all_in_focus(stack: FocalStack) -> np.ndarray:
-    """(H, W, 3) uint8: each pixel from the slice with the highest classical focus measure."""
-    from dfdnet_core.backend_classical import ClassicalDfF
+def all_in_focus(stack: FocalStack, focus_volume: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, 3) uint8: each pixel from the slice with the highest classical focus measure.
 
-    volume = ClassicalDfF().focus_volume(stack)
+    ``focus_volume`` is that measure (N, H, W) if the caller already has it.
+    """
+    from dfdnet_core.model.prior import focus_volume_of
+
+    volume = focus_volume_of(stack.images) if focus_volume is None else focus_volume
     sharpest = np.argmax(volume, axis=0)
     rows, cols = np.indices(sharpest.shape)
     return np.ascontiguousarray(stack.images[sharpest, rows, cols])

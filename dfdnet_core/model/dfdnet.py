@@ -212,6 +212,7 @@ class DfDNet(nn.Module):
         focus_distances_m: npt.ArrayLike,
         focal_length_px: float | None = None,
         intrinsics: CameraIntrinsics | None = None,
+        focus_volume: npt.NDArray[np.float32] | None = None,
     ) -> npt.NDArray[np.float32]:
         """Metric depth of one focal stack (the inference contract).
 
@@ -223,6 +224,8 @@ class DfDNet(nn.Module):
                 ``images``.
             focal_length_px: focal length in pixels at this resolution, or
             intrinsics: the images' :class:`CameraIntrinsics` (f = max(fx, fy)); give exactly one.
+            focus_volume: for a prior model, the classical focus measure of ``images``
+                (:func:`dfdnet_core.model.prior.focus_volume_of`) if the caller already has it.
 
         Returns:
             (H, W) float32 depth in metres along the optical axis.
@@ -236,7 +239,7 @@ class DfDNet(nn.Module):
         reference = next(self.parameters())
         prior = sharpness = None
         if self.config.depth_prior != "none":
-            prior_np, sharpness_np = network_prior(images, focus_distances_m, inputs.kappa)
+            prior_np, sharpness_np = network_prior(images, focus_distances_m, inputs.kappa, focus_volume)
             prior = torch.from_numpy(prior_np[None]).to(device=reference.device, dtype=reference.dtype)
             sharpness = torch.from_numpy(sharpness_np[None]).to(
                 device=reference.device, dtype=reference.dtype

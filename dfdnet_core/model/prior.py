@@ -57,19 +57,19 @@ def classical_prior(
         nearest confident pixel), and the classical confidence in [0, 1] (0 at filled pixels).
     """
     focus = np.asarray(focus_distances_m, dtype=np.float64)
-    height_px, width_px = int(images.shape[1]), int(images.shape[2])
-    flat = np.float32(np.exp(np.mean(np.log(focus))))
+    flat = sweep_centre_m(focus)
     try:
         result = _CLASSICAL.estimate_images(images, focus, focus_volume)
     except StackError:  # < 3 slices, too small, repeated focus distances: no prior
-        result = None
-    if result is None or not np.isfinite(result.depth_m).any():
-        return (
-            np.full((height_px, width_px), flat, dtype=np.float32),
-            np.zeros((height_px, width_px), dtype=np.float32),
-        )
-    depth = fill_from_nearest(result.depth_m, float(flat))
-    return depth, np.ascontiguousarray(result.confidence, dtype=np.float32)
+        shape = (int(images.shape[1]), int(images.shape[2]))
+        return np.full(shape, flat, dtype=np.float32), np.zeros(shape, dtype=np.float32)
+    # Confidence is 0 wherever classical left NaN, so a map without any depth is flat with confidence 0.
+    return fill_from_nearest(result.depth_m, flat), np.ascontiguousarray(result.confidence, dtype=np.float32)
+
+
+def sweep_centre_m(focus_distances_m: npt.ArrayLike) -> float:
+    """Geometric mean of the focus distances in metres (the middle of the sweep in disparity, roughly)."""
+    return float(np.exp(np.mean(np.log(np.asarray(focus_distances_m, dtype=np.float64)))))
 
 
 def fill_from_nearest(depth_m: npt.NDArray[np.float32], fallback_m: float) -> npt.NDArray[np.float32]:
@@ -96,32 +96,43 @@ def relative_sharpness(
     :data:`SHARPNESS_RANGE`: 1 on the sharpest slice, less on the others; all near 1 where there is no texture.
     This is the focus curve the network sees at every pixel.
     """
-    volume = _CLASSICAL.focus_volume_images(images) if focus_volume is None else focus_volume
+    volume = focus_volume_of(images) if focus_volume is None else focus_volume
     log_focus = np.log(volume + np.float32(SHARPNESS_FLOOR))
     relative = np.clip(log_focus - log_focus.max(axis=0, keepdims=True), -SHARPNESS_RANGE, 0.0)
     return (1.0 + relative / np.float32(SHARPNESS_RANGE)).astype(np.float32)
 
 
 def prior_input(
-    images: npt.NDArray[np.uint8], focus_distances_m: npt.ArrayLike, kappa: float
+    images: npt.NDArray[np.uint8],
+    focus_distances_m: npt.ArrayLike,
+    kappa: float,
+    focus_volume: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]:
     """The network's prior input for one stack: (2, H, W) float32 [canonical depth, confidence].
 
     Canonical depth = metres * ``kappa`` (see :mod:`dfdnet_core.model.canonical`).
     """
-    depth_m, confidence = classical_prior(images, focus_distances_m)
+    depth_m, confidence = classical_prior(images, focus_distances_m, focus_volume)
     return np.stack([depth_m * np.float32(kappa), confidence]).astype(np.float32)
 
 
 def network_prior(
-    images: npt.NDArray[np.uint8], focus_distances_m: npt.ArrayLike, kappa: float
+    images: npt.NDArray[np.uint8],
+    focus_distances_m: npt.ArrayLike,
+    kappa: float,
+    focus_volume: npt.NDArray[np.float32] | None = None,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Both extra inputs of a prior model for one stack, sharing one focus-measure pass.
+    """Both extra inputs of a prior model for one stack, from one focus-measure pass.
+
+    ``focus_volume`` is the classical focus measure of ``images`` (N, H, W) if the caller already has it.
 
     Returns:
         ((2, H, W) :func:`prior_input`, (N, H, W) :func:`relative_sharpness`), float32.
     """
-    volume = _CLASSICAL.focus_volume_images(images)
-    depth_m, confidence = classical_prior(images, focus_distances_m, volume)
-    prior = np.stack([depth_m * np.float32(kappa), confidence]).astype(np.float32)
-    return prior, relative_sharpness(images, volume)
+    volume = focus_volume_of(images) if focus_volume is None else focus_volume
+    return prior_input(images, focus_distances_m, kappa, volume), relative_sharpness(images, volume)
+
+
+def focus_volume_of(images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """(N, H, W) float32 classical focus measure of each image (the prior's settings)."""
+    return _CLASSICAL.focus_volume_images(images)

@@ -100,12 +100,7 @@ def log_l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
     Metric (not scale-invariant) and robust: its optimum is the per-pixel median, which suits AbsRel and delta
     metrics better than a squared log error when a few pixels are far off.
     """
-    g = _log_residual(pred, target, mask).abs().flatten(1)
-    count = mask.flatten(1).sum(1).to(g.dtype)
-    used = count >= 1
-    if not bool(used.any()):
-        return (pred * 0.0).sum()
-    return (g.sum(1)[used] / count[used]).mean()
+    return _mean_per_image(_log_residual(pred, target, mask).abs(), mask, pred)
 
 
 def abs_rel_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -115,12 +110,19 @@ def abs_rel_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
     most 1, so it pulls uncertain pixels towards nearer depths, as the metric rewards.
     """
     safe_target = torch.where(mask, target, torch.ones_like(target)).clamp_min(LOG_FLOOR)
-    ratio = torch.where(mask, (pred - safe_target).abs() / safe_target, torch.zeros_like(pred)).flatten(1)
-    count = mask.flatten(1).sum(1).to(ratio.dtype)
+    ratio = torch.where(mask, (pred - safe_target).abs() / safe_target, torch.zeros_like(pred))
+    return _mean_per_image(ratio, mask, pred)
+
+
+def _mean_per_image(values: torch.Tensor, mask: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` (0 outside ``mask``) over each image's valid pixels, then over the images that have any;
+    a zero with a gradient path to ``pred`` when none has."""
+    flat = values.flatten(1)
+    count = mask.flatten(1).sum(1).to(flat.dtype)
     used = count >= 1
     if not bool(used.any()):
         return (pred * 0.0).sum()
-    return (ratio.sum(1)[used] / count[used]).mean()
+    return (flat.sum(1)[used] / count[used]).mean()
 
 
 def depth_loss(
