@@ -107,16 +107,19 @@ def measure_shipped(
 
     from dfdnet_core.model.checkpoint import load_model
     from dfdnet_core.model.prior import network_prior
+    from dfdnet_core.optics import LensOptics
 
     torch.set_num_threads(threads)
     model = load_model(checkpoint).eval()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (stack, height, width, 3), dtype=np.uint8)
     focus_m = np.linspace(0.5, 4.0, stack)
+    pitch_m = 0.036 / width  # 36 mm sensor width, focal length = width in pixels, f/1.4
+    optics = LensOptics(pitch_m * width, 1.4, pitch_m)
     total_s, prior_s = [], []
     for k in range(runs + 2):
         start = time.perf_counter()
-        model.infer_stack(images, focus_m, focal_length_px=float(width))
+        model.infer_stack(images, focus_m, focal_length_px=float(width), optics=optics)
         middle = time.perf_counter()
         if model.config.depth_prior != "none":
             network_prior(images, focus_m, 1.0)  # what infer_stack computes before the network

@@ -132,7 +132,8 @@ class TorchDfDNet:
         volume = focus_volume_of(stack.images)
         prior_volume = volume if self.model.config.depth_prior != "none" else None
         depth = self.model.infer_stack(
-            stack.images, stack.focus_distances_m, intrinsics=stack.intrinsics, focus_volume=prior_volume
+            stack.images, stack.focus_distances_m, intrinsics=stack.intrinsics, focus_volume=prior_volume,
+            optics=stack.optics,
         )
         valid = np.isfinite(depth) & (depth > 0)
         depth = np.where(valid, depth, np.float32(np.nan)).astype(np.float32)

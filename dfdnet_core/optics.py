@@ -149,6 +149,17 @@ def coc_radius_px(depth_m: Any, focus_m: Any, optics: LensOptics) -> Any:
     return coc_radius_m(depth_m, focus_m, optics.focal_length_m, optics.f_number) / optics.pixel_pitch_m
 
 
+def defocus_px_per_diopt(optics: LensOptics) -> float:
+    """Circle-of-confusion radius in pixels per dioptre of defocus ``|1/d_f - 1/d|``: ``f**2 / (2 N pitch)``.
+
+    The scale of :func:`coc_radius_px` without its ``1 / (1 - f/d_f)`` factor (within 1 % for focus distances
+    beyond 100 focal lengths); 0 for a pinhole. Pixels x metres.
+    """
+    if math.isinf(optics.f_number):
+        return 0.0
+    return optics.focal_length_m**2 / (2.0 * optics.f_number * optics.pixel_pitch_m)
+
+
 def pixel_pitch_m_for_sensor_width(sensor_width_m: float, long_edge_px: int) -> float:
     """Pixel pitch in metres when the image's long edge spans ``sensor_width_m`` metres.
 

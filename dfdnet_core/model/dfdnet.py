@@ -23,8 +23,10 @@ from dfdnet_core.model.canonical import depth_m_from_canonical, prepare_stack
 from dfdnet_core.model.dpt import DPTHead
 from dfdnet_core.model.layers.focus_encoder import FocusDistanceEncoder
 from dfdnet_core.model.prior import PRIOR_CHANNELS, network_prior
+from dfdnet_core.model.refiner import PriorRefiner
 from dfdnet_core.model.sizes import ModelConfig, config_for_size
 from dfdnet_core.model.stack_attention import StackTransformer
+from dfdnet_core.optics import LensOptics, defocus_px_per_diopt
 
 
 def network_input_size(
@@ -78,6 +80,7 @@ class DfDNet(nn.Module):
             cfg.dpt_head_hidden_channels,
             outputs=2 if cfg.depth_prior != "none" else 1,
         )
+        self.refiner = PriorRefiner(cfg.refiner_channels) if cfg.refiner_channels else None
         self.reset_parameters()
 
     @property
@@ -115,6 +118,8 @@ class DfDNet(nn.Module):
             last = self.depth_head.scratch.output_conv2[2]
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
+        if self.refiner is not None:
+            self.refiner.reset_parameters()
 
     def forward(
         self,
@@ -122,6 +127,7 @@ class DfDNet(nn.Module):
         focus_canonical: torch.Tensor,
         prior: torch.Tensor | None = None,
         sharpness: torch.Tensor | None = None,
+        defocus_scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Canonical depth of B stacks.
 
@@ -134,6 +140,9 @@ class DfDNet(nn.Module):
                 ``depth_prior="classical"``.
             sharpness: (B, N, H, W) relative focus measure of each image in [0, 1]
                 (:func:`dfdnet_core.model.prior.relative_sharpness`); given exactly with ``prior``.
+            defocus_scale: (B,) circle-of-confusion radius in pixels per canonical dioptre of each
+                stack's camera (:func:`dfdnet_core.optics.defocus_px_per_diopt` x kappa); required by
+                a model with a refiner, ignored by the others.
 
         Returns:
             (B, 1, H, W) canonical depth >= 0 at the input resolution.
@@ -189,7 +198,17 @@ class DfDNet(nn.Module):
         confidence = prior[:, 1:2].clamp(0.0, 1.0)
         log_correction = (1.0 - confidence) * corrections[:, :1] + confidence * corrections[:, 1:]
         bound = PRIOR_MAX_LOG_CORRECTION
-        return prior_depth * torch.exp(bound * torch.tanh(log_correction / bound))
+        depth = prior_depth * torch.exp(bound * torch.tanh(log_correction / bound))
+        if self.refiner is None:
+            return depth
+        if defocus_scale is None or tuple(defocus_scale.shape) != (b,):
+            got = None if defocus_scale is None else tuple(defocus_scale.shape)
+            raise StackError(f"this model's refiner needs defocus_scale of shape (B,) = ({b},), got {got!r}")
+        assert sharpness is not None  # checked above
+        refined = log_correction + self.refiner(
+            images, focus_canonical, prior, depth, sharpness, defocus_scale, corrections, log_correction
+        )
+        return prior_depth * torch.exp(bound * torch.tanh(refined / bound))
 
     @staticmethod
     def _prior_channels(
@@ -213,6 +232,7 @@ class DfDNet(nn.Module):
         focal_length_px: float | None = None,
         intrinsics: CameraIntrinsics | None = None,
         focus_volume: npt.NDArray[np.float32] | None = None,
+        optics: LensOptics | None = None,
     ) -> npt.NDArray[np.float32]:
         """Metric depth of one focal stack (the inference contract).
 
@@ -226,6 +246,8 @@ class DfDNet(nn.Module):
             intrinsics: the images' :class:`CameraIntrinsics` (f = max(fx, fy)); give exactly one.
             focus_volume: for a prior model, the classical focus measure of ``images``
                 (:func:`dfdnet_core.model.prior.focus_volume_of`) if the caller already has it.
+            optics: the lens at the images' resolution; required by a model with a refiner (it
+                reads each pixel's focus curve in pixels of blur).
 
         Returns:
             (H, W) float32 depth in metres along the optical axis.
@@ -237,7 +259,13 @@ class DfDNet(nn.Module):
         """
         inputs = prepare_stack(images, focus_distances_m, focal_length_px, intrinsics)
         reference = next(self.parameters())
-        prior = sharpness = None
+        prior = sharpness = defocus = None
+        if self.refiner is not None:
+            if optics is None:
+                raise StackError("this model has a refiner: infer_stack needs the lens optics (optics=...)")
+            defocus = torch.tensor(
+                [defocus_px_per_diopt(optics) * inputs.kappa], device=reference.device, dtype=reference.dtype
+            )
         if self.config.depth_prior != "none":
             prior_np, sharpness_np = network_prior(images, focus_distances_m, inputs.kappa, focus_volume)
             prior = torch.from_numpy(prior_np[None]).to(device=reference.device, dtype=reference.dtype)
@@ -249,7 +277,7 @@ class DfDNet(nn.Module):
             fd = torch.from_numpy(inputs.focus_canonical).to(
                 device=reference.device, dtype=reference.dtype
             )
-            canonical = self(x, fd, prior, sharpness)[0, 0].float().cpu().numpy()
+            canonical = self(x, fd, prior, sharpness, defocus)[0, 0].float().cpu().numpy()
         return depth_m_from_canonical(canonical, inputs.kappa)
 
 

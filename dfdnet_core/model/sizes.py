@@ -52,6 +52,8 @@ class ModelConfig:
             classical depth-from-focus estimate and its confidence c are two more input channels of every image;
             the head predicts two log-corrections, and depth = prior * exp((1 - c) * r_fill + c * r_fix), see
             :mod:`dfdnet_core.model.prior`).
+        refiner_channels: width of the full-resolution refinement stage of a prior model
+            (:mod:`dfdnet_core.model.refiner`); 0 = none (FOSSA's sizes, the first shipped tiny).
     """
 
     embed_dim: int
@@ -74,6 +76,7 @@ class ModelConfig:
     dpt_head_hidden_channels: int = 32
     max_depth: float = 1.0
     depth_prior: str = "none"
+    refiner_channels: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dpt_layers", tuple(self.dpt_layers))
@@ -118,6 +121,11 @@ class ModelConfig:
             raise ConfigError(
                 f"model config depth_prior must be one of {DEPTH_PRIORS}, got {self.depth_prior!r}"
             )
+        refiner = self.refiner_channels
+        if not isinstance(refiner, int) or isinstance(refiner, bool) or not 0 <= refiner <= 256:
+            raise ConfigError(f"model config refiner_channels must be an integer in [0, 256], got {refiner!r}")
+        if refiner and self.depth_prior == "none":
+            raise ConfigError("model config refiner_channels > 0 needs a depth prior (depth_prior='classical')")
         layers = self.dpt_layers
         if (
             len(layers) != 4

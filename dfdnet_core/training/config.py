@@ -26,7 +26,12 @@ class TrainConfig:
         network_short_side_px: overrides the size's ``input_short_side_px`` (the short side, in
             pixels, the network resizes its input to; a multiple of 14); 0 = the size's own.
         init_checkpoint: optional DINOv2 / Depth-Anything-V2 ``.pth``/``.safetensors`` whose ViT
-            weights initialise the encoder ('' = train from scratch).
+            weights initialise the encoder, or one of our DfDNet checkpoints (every tensor whose name and
+            shape match is copied) ('' = train from scratch).
+        refiner_channels: overrides the size's ``refiner_channels`` (width of the full-resolution
+            refinement stage of a prior model; 0 = keep the size's).
+        train_only: parameter-name prefixes that are trained (e.g. ``[refiner.]``); every other
+            parameter is frozen. Empty = train everything.
         procedural_scenes: number of procedural training scenes (seeds 0..N-1).
         procedural_size_px: (height, width) of a procedural scene before zoom/crop, pixels.
         validation_scenes: procedural scenes held out for the training log (seeds right after the
@@ -79,6 +84,8 @@ class TrainConfig:
     model_size: str = "tiny"
     network_short_side_px: int = 0
     init_checkpoint: str = ""
+    refiner_channels: int = 0
+    train_only: tuple[str, ...] = ()
     procedural_scenes: int = 100_000
     procedural_size_px: tuple[int, int] = (144, 192)
     validation_scenes: int = 8
@@ -129,7 +136,7 @@ class TrainConfig:
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("network_short_side_px", "validation_scenes", "num_workers", "warmup_steps",
+        for name in ("network_short_side_px", "refiner_channels", "validation_scenes", "num_workers", "warmup_steps",
                      "validate_every_steps", "num_threads", "seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")

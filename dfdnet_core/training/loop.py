@@ -68,17 +68,38 @@ def build_model(config: TrainConfig) -> DfDNet:
         model_config = dataclasses.replace(model_config, input_short_side_px=config.network_short_side_px)
     if config.depth_prior:
         model_config = dataclasses.replace(model_config, depth_prior=config.depth_prior)
+    if config.refiner_channels:
+        model_config = dataclasses.replace(model_config, refiner_channels=config.refiner_channels)
     return DfDNet(model_config)
 
 
-def batch_prior(model: nn.Module, batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(prior (B, 2, H, W), sharpness (B, N, H, W)) of each stack of the batch for a prior model, else Nones.
+def freeze_all_but(model: nn.Module, prefixes: tuple[str, ...]) -> int:
+    """Freeze every parameter whose name starts with none of ``prefixes``; return the trainable count.
+
+    Empty ``prefixes`` leaves everything trainable.
+
+    Raises:
+        ConfigError: no parameter matches the prefixes.
+    """
+    if not prefixes:
+        return sum(p.numel() for p in model.parameters())
+    trainable = 0
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.startswith(tuple(prefixes)))
+        trainable += param.numel() if param.requires_grad else 0
+    if not trainable:
+        raise ConfigError(f"train_only {list(prefixes)!r} matches no parameter of the model")
+    return trainable
+
+
+def batch_prior(model: nn.Module, batch: Batch) -> tuple[torch.Tensor | None, ...]:
+    """(prior (B, 2, H, W), sharpness (B, N, H, W), defocus scale (B,)) of the batch for a prior model, else Nones.
 
     Computed from the 8-bit quantised images the network sees (see :func:`normalise_stack`).
     """
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     if core.config.depth_prior == "none":
-        return None, None
+        return None, None, None
     images = torch.round(batch.stack.clamp(0, 1) * 255.0).to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
     focus_m = (batch.focus_canonical / batch.kappa[:, None]).double().numpy()
     priors, sharpness = [], []
@@ -87,7 +108,7 @@ def batch_prior(model: nn.Module, batch: Batch) -> tuple[torch.Tensor | None, to
         prior, sharp = network_prior(img, fm, float(k))
         priors.append(prior)
         sharpness.append(sharp)
-    return torch.from_numpy(np.stack(priors)), torch.from_numpy(np.stack(sharpness))
+    return torch.from_numpy(np.stack(priors)), torch.from_numpy(np.stack(sharpness)), batch.defocus_scale
 
 
 def normalise_stack(stack: torch.Tensor) -> torch.Tensor:
@@ -301,6 +322,9 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> di
         init_note = init_from_pretrained(model, config.init_checkpoint).summary()
         if is_main:
             print(f"init from {config.init_checkpoint}: {init_note}", flush=True)
+    trainable = freeze_all_but(model, tuple(config.train_only))
+    if config.train_only and is_main:
+        print(f"training only {list(config.train_only)}: {trainable} parameters", flush=True)
     model.to(device).train()
     optimizer, scheduler = make_optimizer(
         model, config.learning_rate, config.weight_decay, config.warmup_steps, config.max_steps,

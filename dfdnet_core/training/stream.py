@@ -19,6 +19,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from dfdnet_core.data.sample import RgbdSample
 from dfdnet_core.model.canonical import canonical_scale
+from dfdnet_core.optics import LensOptics, defocus_px_per_diopt
 from dfdnet_core.training.config import TrainConfig
 from dfdnet_core.training_samples import (
     ProceduralRgbd,
@@ -116,6 +117,8 @@ class Batch:
         depth_canonical: (B, 1, H, W) ground truth in canonical units (0 where masked).
         mask: (B, 1, H, W) bool valid ground truth.
         kappa: (B,) W / f of each sample (metres * kappa = canonical).
+        defocus_scale: (B,) circle-of-confusion radius in pixels per canonical dioptre of each sample's camera
+            (:func:`dfdnet_core.optics.defocus_px_per_diopt` x kappa).
     """
 
     stack: torch.Tensor
@@ -123,6 +126,7 @@ class Batch:
     depth_canonical: torch.Tensor
     mask: torch.Tensor
     kappa: torch.Tensor
+    defocus_scale: torch.Tensor
 
 
 def sample_kappa(sample: TrainingSample) -> float:
@@ -143,7 +147,7 @@ def make_batch(
 
     Depth outside [min_depth_m, max_depth_m] is masked. A flip mirrors images and depth alike.
     """
-    stacks, focus, depth, mask, kappa = [], [], [], [], []
+    stacks, focus, depth, mask, kappa, defocus = [], [], [], [], [], []
     for s in samples:
         n_have = int(s.stack.shape[0])
         take = min(n_slices, n_have)
@@ -158,12 +162,14 @@ def make_batch(
         depth.append(torch.where(valid, dp * k, torch.zeros_like(dp)))
         mask.append(valid)
         kappa.append(k)
+        defocus.append(defocus_px_per_diopt(LensOptics(s.focal_length_m, s.f_number, s.pixel_pitch_m)) * k)
     return Batch(
         torch.stack(stacks),
         torch.stack(focus),
         torch.stack(depth),
         torch.stack(mask),
         torch.tensor(kappa, dtype=torch.float32),
+        torch.tensor(defocus, dtype=torch.float32),
     )
 
 

@@ -74,7 +74,9 @@ def test_depth_is_metric_through_the_canonical_scaling(checkpoint: Path) -> None
 def test_backend_agrees_with_the_models_infer_stack(checkpoint: Path) -> None:
     estimator = TorchDfDNet(str(checkpoint))
     stack = _stack()
-    direct = estimator.model.infer_stack(stack.images, stack.focus_distances_m, intrinsics=stack.intrinsics)
+    direct = estimator.model.infer_stack(
+        stack.images, stack.focus_distances_m, intrinsics=stack.intrinsics, optics=stack.optics
+    )
     np.testing.assert_array_equal(estimator.estimate(stack).depth_m, direct)
 
 

@@ -22,6 +22,7 @@ from dfdnet_core.model.canonical import canonical_scale, depth_m_from_canonical,
 from dfdnet_core.model.checkpoint import load_checkpoint
 from dfdnet_core.model.dfdnet import DfDNet
 from dfdnet_core.model.prior import prior_input, relative_sharpness
+from dfdnet_core.optics import LensOptics, coc_radius_px
 from dfdnet_core.training.config import TrainConfig, load_train_config
 from dfdnet_core.training.loop import batch_prior, build_model, forward_loss, normalise_stack, train
 from dfdnet_core.training.losses import (
@@ -145,6 +146,9 @@ def test_shipped_configs_load() -> None:
     assert tiny.model_size == "tiny" and tiny.network_short_side_px % 14 == 0
     assert tiny.crop_size_px[0] == tiny.network_short_side_px  # crops are not resampled inside the network
     assert load_train_config(SMOKE).max_steps < 10
+    refine = load_train_config(TINY.with_name("train_tiny_refine.yaml"))
+    assert refine.train_only == ("refiner.",) and refine.refiner_channels > 0
+    assert refine.init_checkpoint == tiny.out_dir + "/model.safetensors"  # stage 2 starts from stage 1
 
 
 def test_config_with_an_unknown_key_fails_naming_it(tmp_path: Path) -> None:
@@ -206,13 +210,19 @@ def test_training_prior_and_sharpness_match_what_inference_computes(tmp_path: Pa
     batch = make_batch([sample], n, torch.Generator().manual_seed(0), 1e-3, 1e3, flip=False)
     model = build_model(config)
     assert model.config.depth_prior == "classical"
-    prior, sharpness = batch_prior(model, batch)
+    prior, sharpness, defocus = batch_prior(model, batch)
     images_u8 = (sample.stack.permute(0, 2, 3, 1).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
     inputs = prepare_stack(images_u8, sample.focus_distances_m.numpy(), intrinsics=sample.intrinsics)
     expected = prior_input(images_u8, sample.focus_distances_m.numpy(), inputs.kappa)
     np.testing.assert_allclose(prior[0].numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(sharpness[0].numpy(), relative_sharpness(images_u8), atol=1e-6)
-    assert batch_prior(build_model(_smoke(tmp_path, network_short_side_px=28)), batch) == (None, None)
+    # The refiner's blur scale: the renderer's CoC radius in px per dioptre, in canonical units.
+    optics = LensOptics(sample.focal_length_m, sample.f_number, sample.pixel_pitch_m)
+    near, far = float(sample.focus_distances_m[0]), float(sample.focus_distances_m[-1])
+    coc_px = coc_radius_px(near, far, optics)
+    assert defocus is not None and defocus.shape == (1,)
+    np.testing.assert_allclose(float(defocus[0]) / inputs.kappa * abs(1 / near - 1 / far), coc_px, rtol=0.01)
+    assert batch_prior(build_model(_smoke(tmp_path, network_short_side_px=28)), batch) == (None, None, None)
 
 
 def test_canonical_factor_does_not_depend_on_resolution() -> None:
