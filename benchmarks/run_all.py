@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["pipeline", "pointcloud", "stack_assembler", "renderer", "eval_classical", "model_speed", "eval_model"]
+ORDER = ["pipeline", "pointcloud", "stack_assembler", "renderer", "eval_classical", "model_speed", "eval_model",
+         "middlebury_headroom"]
 
 
 def build_page() -> Path:
