@@ -104,6 +104,31 @@ def test_the_refiner_works_at_full_resolution_within_its_receptive_field() -> No
     assert int(columns.max()) - int(columns.min()) > reach  # and it reaches well beyond a 3x3
 
 
+def test_each_stack_of_a_batch_is_refined_on_its_own_with_its_own_blur_scale() -> None:
+    torch.manual_seed(1)
+    refiner = PriorRefiner(8)
+    torch.nn.init.normal_(refiner.out.weight, std=0.5)
+    b, n, h, w = 2, 3, 20, 28
+    inputs = {
+        "images": torch.randn(b, n, 3, h, w),
+        "focus_canonical": torch.tensor([[0.5, 1.0, 2.0], [0.8, 1.1, 3.0]]),
+        "prior": torch.cat((torch.rand(b, 1, h, w) + 0.5, torch.rand(b, 1, h, w)), 1),
+        "depth": torch.rand(b, 1, h, w) + 0.5,
+        "sharpness": torch.rand(b, n, h, w),
+        "defocus_scale": torch.tensor([2.0, 15.0]),
+        "corrections": torch.randn(b, 2, h, w) * 0.1,
+        "log_correction": torch.randn(b, 1, h, w) * 0.1,
+    }
+    with torch.no_grad():
+        batch = refiner(**inputs)
+        singles = [refiner(**{k: v[i:i + 1] for k, v in inputs.items()}) for i in range(b)]
+        swapped_scale = refiner(**{**inputs, "defocus_scale": inputs["defocus_scale"].flip(0)})
+    assert batch.shape == (b, 1, h, w)
+    for i in range(b):
+        torch.testing.assert_close(batch[i:i + 1], singles[i], rtol=1e-5, atol=1e-6)
+    assert (swapped_scale - batch).abs().amax() > 1e-3  # k matters, per stack
+
+
 def test_refiner_config_is_validated_and_survives_a_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs a depth prior"):
         dataclasses.replace(MICRO, refiner_channels=8)
