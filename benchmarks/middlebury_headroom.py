@@ -38,6 +38,7 @@ from machine import cpu_name
 from dfdnet_core.data.registry import open_dataset
 from dfdnet_core.estimator import make_estimator
 from dfdnet_core.evaluation import EvalConfig, RenderProtocol, prepare_rgbd
+from dfdnet_core.metrics import depth_metrics
 from dfdnet_core.model.prior import fill_from_nearest, sweep_centre_m
 
 PROTOCOL = RenderProtocol(f_number=1.4, n_slices=5)
@@ -89,7 +90,8 @@ def guided_fill(depth_m: Array, confidence: Array, guide_rgb: npt.NDArray[np.uin
 
 
 def abs_rel(depth_m: Array, gt_m: Array, mask: npt.NDArray[np.bool_]) -> float:
-    return float(np.mean(np.abs(depth_m[mask] - gt_m[mask]) / gt_m[mask]))
+    """AbsRel of ``depth_m`` on the ``mask`` pixels (the project's metrics module)."""
+    return depth_metrics(depth_m, gt_m, mask=mask)["abs_rel"]
 
 
 def main(argv: list[str] | None = None) -> int:

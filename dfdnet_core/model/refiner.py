@@ -98,7 +98,7 @@ class PriorRefiner(nn.Module):
         per_slice = torch.stack(
             (sharpness, at_depth / BLUR_CLIP_PX, in_sweep.expand_as(sharpness) / BLUR_CLIP_PX), dim=-1
         )  # (B, N, H, W, 3)
-        first, second = self.slice_mlp[0], self.slice_mlp[2]
+        first, second = self.slice_mlp[0], self.slice_mlp[2]  # stored as 1x1 convolutions (checkpoint layout)
         features = F.linear(F.gelu(F.linear(per_slice, first.weight.flatten(1), first.bias)),
                             second.weight.flatten(1), second.bias)  # (B, N, H, W, C)
         pooled = torch.cat((features.mean(dim=1), features.amax(dim=1)), dim=-1)

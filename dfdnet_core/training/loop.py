@@ -85,7 +85,7 @@ def freeze_all_but(model: nn.Module, prefixes: tuple[str, ...]) -> int:
         return sum(p.numel() for p in model.parameters())
     trainable = 0
     for name, param in model.named_parameters():
-        param.requires_grad_(name.startswith(tuple(prefixes)))
+        param.requires_grad_(name.startswith(prefixes))
         trainable += param.numel() if param.requires_grad else 0
     if not trainable:
         raise ConfigError(f"train_only {list(prefixes)!r} matches no parameter of the model")

@@ -54,6 +54,21 @@ def _infer(model: DfDNet, item: EvalItem, order: np.ndarray | None = None) -> np
     )
 
 
+def _refiner_inputs(focus_canonical: torch.Tensor, defocus_scale: torch.Tensor, h: int, w: int) -> dict:
+    """Random refiner inputs for B = len(defocus_scale) stacks of N = focus_canonical.shape[1] images of h x w."""
+    b, n = focus_canonical.shape
+    return {
+        "images": torch.randn(b, n, 3, h, w),
+        "focus_canonical": focus_canonical,
+        "prior": torch.cat((torch.rand(b, 1, h, w) + 0.5, torch.rand(b, 1, h, w)), 1),
+        "depth": torch.rand(b, 1, h, w) + 0.5,
+        "sharpness": torch.rand(b, n, h, w),
+        "defocus_scale": defocus_scale,
+        "corrections": torch.randn(b, 2, h, w) * 0.1,
+        "log_correction": torch.randn(b, 1, h, w) * 0.1,
+    }
+
+
 def test_a_model_gains_a_refiner_without_changing_what_it_computes(item: EvalItem, tmp_path: Path) -> None:
     base = _perturbed(DfDNet(PRIOR_MICRO), "", seed=0)
     save_checkpoint(base, tmp_path / "base.safetensors")
@@ -81,17 +96,9 @@ def test_the_refiner_works_at_full_resolution_within_its_receptive_field() -> No
     torch.manual_seed(0)
     refiner = PriorRefiner(8)
     torch.nn.init.normal_(refiner.out.weight, std=0.5)
-    b, n, h, w = 1, 4, 24, 200
-    inputs = {
-        "images": torch.randn(b, n, 3, h, w),
-        "focus_canonical": torch.tensor([[0.5, 1.0, 2.0, 4.0]]),
-        "prior": torch.cat((torch.full((b, 1, h, w), 1.5), torch.rand(b, 1, h, w)), 1),
-        "depth": torch.full((b, 1, h, w), 1.2),
-        "sharpness": torch.rand(b, n, h, w),
-        "defocus_scale": torch.tensor([3.0]),
-        "corrections": torch.randn(b, 2, h, w) * 0.1,
-        "log_correction": torch.randn(b, 1, h, w) * 0.1,
-    }
+    inputs = _refiner_inputs(torch.tensor([[0.5, 1.0, 2.0, 4.0]]), torch.tensor([3.0]), 24, 200)
+    inputs["prior"][:, :1] = 1.5
+    inputs["depth"].fill_(1.2)
     with torch.no_grad():
         before = refiner(**inputs)
         inputs["sharpness"][0, 1, 12, 100] += 0.5  # one pixel of one slice
@@ -108,17 +115,8 @@ def test_each_stack_of_a_batch_is_refined_on_its_own_with_its_own_blur_scale() -
     torch.manual_seed(1)
     refiner = PriorRefiner(8)
     torch.nn.init.normal_(refiner.out.weight, std=0.5)
-    b, n, h, w = 2, 3, 20, 28
-    inputs = {
-        "images": torch.randn(b, n, 3, h, w),
-        "focus_canonical": torch.tensor([[0.5, 1.0, 2.0], [0.8, 1.1, 3.0]]),
-        "prior": torch.cat((torch.rand(b, 1, h, w) + 0.5, torch.rand(b, 1, h, w)), 1),
-        "depth": torch.rand(b, 1, h, w) + 0.5,
-        "sharpness": torch.rand(b, n, h, w),
-        "defocus_scale": torch.tensor([2.0, 15.0]),
-        "corrections": torch.randn(b, 2, h, w) * 0.1,
-        "log_correction": torch.randn(b, 1, h, w) * 0.1,
-    }
+    b, h, w = 2, 20, 28
+    inputs = _refiner_inputs(torch.tensor([[0.5, 1.0, 2.0], [0.8, 1.1, 3.0]]), torch.tensor([2.0, 15.0]), h, w)
     with torch.no_grad():
         batch = refiner(**inputs)
         singles = [refiner(**{k: v[i:i + 1] for k, v in inputs.items()}) for i in range(b)]
